@@ -1,0 +1,77 @@
+"""A record of everything a loader or a split dropped, merged or converted."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from metarec_classic.exceptions import DataWarning
+
+__all__ = ["DataReport"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class DataReport:
+    """Counts of rows dropped, merged or converted while building data, with reasons.
+
+    Nothing is changed silently: every step that removes or alters input rows calls
+    :meth:`add`, which counts the rows under a short key (``"duplicate_rows_merged"``,
+    ``"nan_weight_dropped"``, ...) and keeps one human-readable message per key.
+
+    Attributes
+    ----------
+    counts : dict of str to int
+        Number of rows affected, by kind of change.
+    messages : dict of str to str
+        One sentence per kind of change, naming the column and the rule applied.
+    source : str
+        Where the data came from (a path, ``"demo"``, ``"DataFrame"``, ...).
+    """
+
+    source: str = ""
+    counts: Counter[str] = field(default_factory=Counter)
+    messages: dict[str, str] = field(default_factory=dict)
+
+    def add(self, key: str, count: int, message: str, *, warn: bool = True) -> None:
+        """Record that ``count`` rows were affected by the change named ``key``.
+
+        Parameters
+        ----------
+        key : str
+            Short identifier of the change, used as the key in :attr:`counts`.
+        count : int
+            Number of rows affected; zero is ignored.
+        message : str
+            Sentence that names the problem, the column and the rule or fix.
+        warn : bool, default=True
+            Also emit a :class:`~metarec_classic.exceptions.DataWarning`.
+        """
+        if count <= 0:
+            return
+        self.counts[key] += int(count)
+        self.messages[key] = message
+        if warn:
+            warnings.warn(message, DataWarning, stacklevel=3)
+        else:
+            _log.info("%s", message)
+
+    def merge(self, other: DataReport) -> None:
+        """Add the counts and messages of ``other`` into this report."""
+        self.counts.update(other.counts)
+        self.messages.update(other.messages)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable view of the report."""
+        return {
+            "source": self.source,
+            "counts": dict(self.counts),
+            "messages": dict(self.messages),
+        }
+
+    def __bool__(self) -> bool:
+        return bool(self.counts)

@@ -1,0 +1,273 @@
+"""The interface every recommender implements, and the shared top-k machinery."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from metarec_classic.data import Interactions
+from metarec_classic.exceptions import InputConversionWarning
+
+__all__ = ["BaseRecommender", "as_user_items", "check_random_state", "top_k"]
+
+_log = logging.getLogger(__name__)
+
+#: Number of users scored at once by the dense default path; bounds memory to
+#: ``_SCORE_BATCH * n_items`` floats.
+_SCORE_BATCH = 2048
+
+
+class BaseRecommender(BaseEstimator):  # type: ignore[misc]
+    """Base class of every recommender: scikit-learn estimator contract plus top-k lists.
+
+    Subclasses set :attr:`name`, store their constructor arguments unchanged, and
+    implement ``_fit(user_items)`` and either ``_score(user_ids, user_items)`` (dense
+    scores for a batch of users) or override ``_recommend_batch``.
+
+    Users with no training history (an empty row in ``user_items``) cannot be scored by
+    personalised models. They get the **popularity fallback**: items ranked by their
+    number of training interactions. The count of such users in the last call is kept
+    in ``n_fallback_users_``.
+
+    Attributes
+    ----------
+    user_items_ : sparse matrix of shape (n_users, n_items)
+        Training matrix (CSR float32), used to exclude seen items by default.
+    item_popularity_ : ndarray of shape (n_items,)
+        Training interaction count of each item, used by the popularity fallback.
+    effective_config_ : dict
+        The configuration after clamping to the data (e.g. ``n_factors`` above
+        ``n_items``); equal to the requested one when nothing was clamped.
+    n_fallback_users_ : int
+        Users served by the popularity fallback in the last ``recommend`` call.
+    """
+
+    #: Algorithm name used on the command line and in configurations.
+    name: ClassVar[str] = ""
+
+    # -- search space and defaults -------------------------------------------------------
+    @classmethod
+    def default_config(cls) -> dict[str, Any]:
+        """Return the default configuration (tunable parameters only)."""
+        params = cls().get_params()
+        return {key: params[key] for key in cls.search_space()}
+
+    @classmethod
+    def search_space(cls) -> dict[str, Any]:
+        """Return the Optuna search space: parameter name to ``optuna.distributions``."""
+        return {}
+
+    # -- fitting -----------------------------------------------------------------------
+    def fit(self, user_items: Any) -> BaseRecommender:
+        """Fit the model on a users × items matrix or an :class:`Interactions`.
+
+        Parameters
+        ----------
+        user_items : Interactions or sparse matrix of shape (n_users, n_items)
+            Training interactions; positive values are interaction strengths.
+
+        Returns
+        -------
+        self
+        """
+        matrix = as_user_items(user_items)
+        self._validate_params()
+        self.effective_config_ = self._clamp_to_data(matrix)
+        self.user_items_ = matrix
+        self.item_popularity_ = np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(
+            np.float32
+        )
+        self._fit(matrix)
+        return self
+
+    def _validate_params(self) -> None:
+        """Check hyperparameters when ``fit`` starts (not in ``__init__``)."""
+
+    def _clamp_to_data(self, user_items: sp.csr_matrix) -> dict[str, Any]:
+        """Clamp parameters that cannot work on this data; return the effective config."""
+        return {key: getattr(self, key) for key in self.search_space()}
+
+    def _fit(self, user_items: sp.csr_matrix) -> None:
+        raise NotImplementedError
+
+    # -- recommending --------------------------------------------------------------------
+    def recommend(
+        self,
+        user_ids: Any,
+        user_items: Any = None,
+        *,
+        k: int = 10,
+        exclude_seen: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return the top-``k`` items for each user.
+
+        Parameters
+        ----------
+        user_ids : array-like of int of shape (n_batch,)
+            Row indices of the users (internal indices, not original ids). Indices at or
+            above the number of training users are treated as users with no history.
+        user_items : sparse matrix of shape (n_batch, n_items) or (n_users, n_items), optional
+            The users' histories, used to score history-based models and to exclude seen
+            items. Defaults to the training rows of ``user_ids``.
+        k : int, default=10
+            Length of each list.
+        exclude_seen : bool, default=True
+            Leave items of the user's history out of the list.
+
+        Returns
+        -------
+        item_ids : ndarray of shape (n_batch, k), int64
+            Column indices of the recommended items, best first; ``-1`` pads lists with
+            fewer than ``k`` candidates.
+        scores : ndarray of shape (n_batch, k), float32
+            The matching scores; padding entries hold ``-inf``.
+        """
+        check_is_fitted(self, "user_items_")
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
+            raise ValueError(f"`k` must be a positive int; got {k!r}.")
+        users = np.asarray(user_ids, dtype=np.int64).ravel()
+        if users.size and users.min() < 0:
+            raise ValueError(
+                f"`user_ids` must be non-negative row indices; got {int(users.min())}. Map "
+                "original ids with `Interactions.user_map.to_index` and drop unknown (-1) ones."
+            )
+        history = self._history_rows(users, user_items)
+        known = users < self.user_items_.shape[0]
+        cold = np.diff(history.indptr) == 0
+        if not known.all():
+            cold |= ~known
+        self.n_fallback_users_ = int(cold.sum())
+
+        k_eff = min(int(k), self.user_items_.shape[1])
+        ids = np.full((len(users), k_eff), -1, dtype=np.int64)
+        scores = np.full((len(users), k_eff), -np.inf, dtype=np.float32)
+        warm = np.flatnonzero(~cold)
+        if warm.size:
+            ids[warm], scores[warm] = self._recommend_batch(
+                users[warm], history[warm], k_eff, exclude_seen
+            )
+        if cold.any():
+            cold_rows = np.flatnonzero(cold)
+            fallback = np.tile(self.item_popularity_, (cold_rows.size, 1))
+            ids[cold_rows], scores[cold_rows] = top_k(
+                fallback, k_eff, exclude=history[cold_rows] if exclude_seen else None
+            )
+        if k_eff < k:
+            pad = k - k_eff
+            ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
+            scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+        return ids, scores
+
+    def _history_rows(self, users: np.ndarray, user_items: Any) -> sp.csr_matrix:
+        """The histories of ``users`` as a CSR of shape (len(users), n_items)."""
+        n_items = self.user_items_.shape[1]
+        if user_items is None:
+            n_train = self.user_items_.shape[0]
+            known = (users >= 0) & (users < n_train)
+            rows = self.user_items_[np.where(known, users, 0)]
+            if not known.all():
+                # Users outside the training matrix have no history: blank their rows.
+                rows = sp.csr_matrix(sp.diags(known.astype(np.float32)) @ rows)
+                rows.eliminate_zeros()
+            return rows
+        matrix = as_user_items(user_items)
+        if matrix.shape[1] != n_items:
+            raise ValueError(
+                f"`user_items` has {matrix.shape[1]} items but the model was fitted on {n_items}."
+            )
+        if matrix.shape[0] == len(users):
+            return matrix
+        if users.size and users.max() < matrix.shape[0]:
+            return matrix[users]
+        raise ValueError(
+            f"`user_items` must have one row per user ({len(users)}) or cover every user "
+            f"index (max {users.max()}); got {matrix.shape[0]} rows."
+        )
+
+    def _recommend_batch(
+        self, users: np.ndarray, history: sp.csr_matrix, k: int, exclude_seen: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k for users that have a history; default: dense scores then ``top_k``."""
+        ids = np.empty((len(users), k), dtype=np.int64)
+        scores = np.empty((len(users), k), dtype=np.float32)
+        for start in range(0, len(users), _SCORE_BATCH):
+            stop = start + _SCORE_BATCH
+            block = self._score(users[start:stop], history[start:stop])
+            ids[start:stop], scores[start:stop] = top_k(
+                block, k, exclude=history[start:stop] if exclude_seen else None
+            )
+        return ids, scores
+
+    def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        """Dense scores of shape (len(users), n_items) for users with a history."""
+        raise NotImplementedError
+
+
+def top_k(
+    scores: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the indices and values of the ``k`` highest scores of each row, best first.
+
+    Entries of ``exclude`` (same shape as ``scores``) are never returned; rows with fewer
+    than ``k`` eligible items, or with NaN scores, are padded with ``-1`` / ``-inf``.
+    Ties are broken by the lower item index, so results are deterministic.
+    """
+    scores = np.array(scores, dtype=np.float32, copy=True)
+    np.nan_to_num(scores, copy=False, nan=-np.inf, posinf=np.finfo(np.float32).max)
+    if exclude is not None and exclude.nnz:
+        rows = np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr))
+        scores[rows, exclude.indices] = -np.inf
+    n_items = scores.shape[1]
+    k = min(k, n_items)
+    if k < n_items:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        part = np.broadcast_to(np.arange(n_items), scores.shape).copy()
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -part_scores), axis=1)
+    ids = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    values = np.take_along_axis(part_scores, order, axis=1)
+    ids[~np.isfinite(values) & (values < 0)] = -1
+    return ids, values
+
+
+def as_user_items(data: Any) -> sp.csr_matrix:
+    """Return ``data`` as a CSR float32 matrix, warning when a conversion was needed."""
+    if isinstance(data, Interactions):
+        return data.user_items
+    if not sp.issparse(data):
+        raise TypeError(
+            f"`user_items` must be an Interactions or a scipy sparse matrix; got "
+            f"{type(data).__name__}."
+        )
+    if data.format == "csr" and data.dtype == np.float32:
+        return sp.csr_matrix(data) if not isinstance(data, sp.csr_matrix) else data
+    warnings.warn(
+        f"Converted `user_items` from {data.format.upper()} {data.dtype} to CSR float32; "
+        "pass CSR float32 to avoid the copy.",
+        InputConversionWarning,
+        stacklevel=3,
+    )
+    return sp.csr_matrix(data, dtype=np.float32)
+
+
+def check_random_state(seed: int | np.random.Generator | None) -> np.random.Generator:
+    """Turn ``random_state`` into a :class:`numpy.random.Generator` (once, at fit)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or isinstance(seed, (int, np.integer)):
+        return np.random.default_rng(seed)
+    raise TypeError(
+        f"`random_state` must be an int, a numpy Generator or None; got {type(seed).__name__}."
+    )
+
+
+def seed_from(rng: np.random.Generator) -> int:
+    """Draw a 31-bit integer seed for libraries that take ints (implicit, scikit-learn)."""
+    return int(rng.integers(0, 2**31 - 1))
