@@ -11,6 +11,7 @@ __all__ = [
     "DataWarning",
     "ExperimentalWarning",
     "InputConversionWarning",
+    "MemoryLimitError",
     "MetarecError",
     "MetarecWarning",
     "TuningError",
@@ -27,6 +28,13 @@ class MetarecError(Exception):
 
 class DataError(MetarecError, ValueError):
     """Input data that cannot be used as it is; the message says what to change."""
+
+
+class MemoryLimitError(MetarecError, MemoryError):
+    """A fit that would need more memory than the model's ``max_memory_gb`` allows.
+
+    Raised before the allocation; the message states the estimate, the limit and the fix.
+    """
 
 
 class TuningError(MetarecError, RuntimeError):

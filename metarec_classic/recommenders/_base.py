@@ -9,12 +9,13 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
 
 from metarec_classic.data import Interactions
 from metarec_classic.exceptions import InputConversionWarning
 
-__all__ = ["BaseRecommender", "as_user_items", "check_random_state", "top_k"]
+__all__ = ["BaseRecommender", "as_user_items", "top_k"]
 
 _log = logging.getLogger(__name__)
 
@@ -50,6 +51,10 @@ class BaseRecommender(BaseEstimator):  # type: ignore[misc]
 
     #: Algorithm name used on the command line and in configurations.
     name: ClassVar[str] = ""
+
+    #: Declarative constraints per constructor parameter, in scikit-learn's format
+    #: (``Interval``, ``StrOptions``, types, ``None``); checked when ``fit`` starts.
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
 
     # -- search space and defaults -------------------------------------------------------
     @classmethod
@@ -87,7 +92,12 @@ class BaseRecommender(BaseEstimator):  # type: ignore[misc]
         return self
 
     def _validate_params(self) -> None:
-        """Check hyperparameters when ``fit`` starts (not in ``__init__``)."""
+        """Check hyperparameters against ``_parameter_constraints`` when ``fit`` starts."""
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            self.get_params(deep=False),
+            caller_name=type(self).__name__,
+        )
 
     def _clamp_to_data(self, user_items: sp.csr_matrix) -> dict[str, Any]:
         """Clamp parameters that cannot work on this data; return the effective config."""
@@ -95,6 +105,14 @@ class BaseRecommender(BaseEstimator):  # type: ignore[misc]
 
     def _fit(self, user_items: sp.csr_matrix) -> None:
         raise NotImplementedError
+
+    def _restore(self) -> None:
+        """Rebuild fitted state that is not an array after loading from disk.
+
+        :func:`~metarec_classic.recommenders.load_recommender` sets every saved fitted
+        array and JSON value, then calls this. Models that keep a third-party object
+        (an implicit model, say) rebuild it here from their saved arrays.
+        """
 
     # -- recommending --------------------------------------------------------------------
     def recommend(
@@ -112,9 +130,10 @@ class BaseRecommender(BaseEstimator):  # type: ignore[misc]
         user_ids : array-like of int of shape (n_batch,)
             Row indices of the users (internal indices, not original ids). Indices at or
             above the number of training users are treated as users with no history.
-        user_items : sparse matrix of shape (n_batch, n_items) or (n_users, n_items), optional
-            The users' histories, used to score history-based models and to exclude seen
-            items. Defaults to the training rows of ``user_ids``.
+        user_items : sparse matrix of shape (n_batch, n_items), optional
+            The histories of the listed users, row ``i`` for ``user_ids[i]``, used to
+            score history-based models and to exclude seen items. Defaults to the
+            training rows of ``user_ids``.
         k : int, default=10
             Length of each list.
         exclude_seen : bool, default=True
@@ -181,14 +200,14 @@ class BaseRecommender(BaseEstimator):  # type: ignore[misc]
             raise ValueError(
                 f"`user_items` has {matrix.shape[1]} items but the model was fitted on {n_items}."
             )
-        if matrix.shape[0] == len(users):
-            return matrix
-        if users.size and users.max() < matrix.shape[0]:
-            return matrix[users]
-        raise ValueError(
-            f"`user_items` must have one row per user ({len(users)}) or cover every user "
-            f"index (max {users.max()}); got {matrix.shape[0]} rows."
-        )
+        if matrix.shape[0] != len(users):
+            # One row per listed user, as in implicit; slicing a full matrix by guesswork
+            # would silently pair users with the wrong rows when the counts happen to match.
+            raise ValueError(
+                f"`user_items` must have one row per user in `user_ids` ({len(users)} rows); "
+                f"got {matrix.shape[0]}. Pass `user_items[user_ids]` for a full matrix."
+            )
+        return matrix
 
     def _recommend_batch(
         self, users: np.ndarray, history: sp.csr_matrix, k: int, exclude_seen: bool
@@ -219,14 +238,23 @@ def top_k(
     Ties are broken by the lower item index, so results are deterministic.
     """
     scores = np.array(scores, dtype=np.float32, copy=True)
-    np.nan_to_num(scores, copy=False, nan=-np.inf, posinf=np.finfo(np.float32).max)
+    np.nan_to_num(
+        scores, copy=False, nan=-np.inf, posinf=float(np.finfo(np.float32).max), neginf=-np.inf
+    )
     if exclude is not None and exclude.nnz:
         rows = np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr))
         scores[rows, exclude.indices] = -np.inf
     n_items = scores.shape[1]
     k = min(k, n_items)
     if k < n_items:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        # Keep every item above the k-th best score, then fill up with the lowest-index
+        # items equal to it: argpartition alone picks arbitrarily among boundary ties.
+        kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
+        above = scores > kth
+        tied = scores == kth
+        need = k - above.sum(axis=1, keepdims=True)
+        keep = above | (tied & (np.cumsum(tied, axis=1) <= need))
+        part = np.nonzero(keep)[1].reshape(len(scores), k)
     else:
         part = np.broadcast_to(np.arange(n_items), scores.shape).copy()
     part_scores = np.take_along_axis(scores, part, axis=1)
@@ -255,19 +283,3 @@ def as_user_items(data: Any) -> sp.csr_matrix:
         stacklevel=3,
     )
     return sp.csr_matrix(data, dtype=np.float32)
-
-
-def check_random_state(seed: int | np.random.Generator | None) -> np.random.Generator:
-    """Turn ``random_state`` into a :class:`numpy.random.Generator` (once, at fit)."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None or isinstance(seed, (int, np.integer)):
-        return np.random.default_rng(seed)
-    raise TypeError(
-        f"`random_state` must be an int, a numpy Generator or None; got {type(seed).__name__}."
-    )
-
-
-def seed_from(rng: np.random.Generator) -> int:
-    """Draw a 31-bit integer seed for libraries that take ints (implicit, scikit-learn)."""
-    return int(rng.integers(0, 2**31 - 1))

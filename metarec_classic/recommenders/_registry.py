@@ -36,14 +36,26 @@ def get_recommender_class(name: str) -> Any:
     return getattr(importlib.import_module(f"metarec_classic.recommenders.{module}"), cls)
 
 
-def make_recommender(name: str, config: dict[str, Any] | None = None, **fixed: Any) -> Any:
+def make_recommender(
+    name: str,
+    config: dict[str, Any] | None = None,
+    *,
+    random_state: Any = None,
+    n_jobs: int | None = None,
+    **fixed: Any,
+) -> Any:
     """Build the recommender ``name`` with ``config`` (tunable) and ``fixed`` parameters.
 
+    ``random_state`` and ``n_jobs`` are passed only to the models that take them, so a
+    caller can seed or thread any algorithm alike; ``None`` keeps the model's default.
     Unknown parameter names raise a ``ValueError`` that lists the valid ones.
     """
     cls = get_recommender_class(name)
-    params = {**(config or {}), **fixed}
     valid = set(cls().get_params())
+    params = {**(config or {}), **fixed}
+    for key, value in (("random_state", random_state), ("n_jobs", n_jobs)):
+        if value is not None and key in valid:
+            params[key] = value
     unknown = sorted(set(params) - valid)
     if unknown:
         raise ValueError(

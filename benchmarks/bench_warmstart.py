@@ -1,0 +1,330 @@
+"""Warm-started search against a cold TPE search over the whole portfolio.
+
+Leave-one-family-out, like ``bench_selection.py``: for each held-out dataset,
+
+1. train a meta-model on the shipped labels *without* the dataset's family;
+2. split the data per user 80/20 (seed 42) and keep the training split only;
+3. on that training split run two searches with the same seed (hence the same
+   validation split, which ``tune`` cuts from the training split):
+
+   - ``warm``: ``select`` ranks the candidates, ``Selection.warm_start`` picks the
+     algorithms and the queue of first configurations, and ``tune`` searches those
+     algorithms with that queue;
+   - ``cold``: ``tune`` over every algorithm, TPE from the first trial, no queue.
+
+The best validation NDCG@10 so far is recorded after every trial (a failed trial
+carries the previous best). Printed per dataset: how many warm trials reach the cold
+search's best after N trials (``>N`` if never), both bests after N trials, the time of
+``select`` and whether a study was cut short by its time cap. At the end: the medians and
+the goals (median trials-to-match <= 10; warm worse than cold after N trials on at most
+one dataset in ten).
+
+    python benchmarks/bench_warmstart.py                     # 10 datasets, 50 trials, seed 0
+    python benchmarks/bench_warmstart.py --datasets coat ml-100k --trials 20 --seeds 0 1
+
+Rows go to ``results/warmstart.csv`` (dataset, seed, kind, trial, score, best_so_far,
+plus the trial's algorithm and seconds since the study started) once both studies of a
+(dataset, seed) pair have finished; a rerun skips the pairs already there. The curves
+are drawn in ``results/warmstart.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from bench_selection import without_family
+
+from metarec_classic.data import DATASETS, load_dataset, random_holdout_split
+from metarec_classic.exceptions import TuningError
+from metarec_classic.meta import LabelSet, MetaModel, load_shipped_labels, select
+from metarec_classic.recommenders import ALGORITHM_NAMES
+from metarec_classic.tuning import TuningResult, tune
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+DEFAULT_DATASETS = (
+    "ml-100k",
+    "filmtrust",
+    "coat",
+    "douban-monti",
+    "lastfm-hetrec-2k",
+    "citeulike-a",
+    "ciaodvd",
+    "jester5k",
+    "msweb",
+    "amazon-magazine",
+)
+COLUMNS = ["dataset", "seed", "kind", "trial", "score", "best_so_far", "algorithm", "seconds"]
+
+
+def curve(result: TuningResult, n_trials: int) -> pd.DataFrame:
+    """Score and best-so-far per trial number (1-based), failed trials carrying the best."""
+    trials = result.trials.sort_values("number")
+    trials = trials[trials["state"].isin(["COMPLETE", "FAIL"])].head(n_trials)
+    score = trials["score"].where(trials["state"] == "COMPLETE").astype(float)
+    started = min(t.datetime_start for t in result.study.trials if t.datetime_start is not None)
+    finished = {
+        t.number: (t.datetime_complete - started).total_seconds()
+        for t in result.study.trials
+        if t.datetime_complete is not None
+    }
+    algorithm = (
+        trials["config.algorithm"]
+        if "config.algorithm" in trials
+        else pd.Series(result.algorithm, index=trials.index)
+    )
+    return pd.DataFrame(
+        {
+            "trial": np.arange(1, len(trials) + 1),
+            "score": score.to_numpy(),
+            "best_so_far": score.cummax().ffill().to_numpy(),
+            "algorithm": algorithm.to_numpy(),
+            "seconds": [finished.get(n, math.nan) for n in trials["number"]],
+        }
+    )
+
+
+def trials_to_match(warm: np.ndarray, target: float) -> int | None:
+    """First trial (1-based) at which ``warm`` best-so-far reaches ``target``; None if never."""
+    reached = np.flatnonzero(np.nan_to_num(warm, nan=-np.inf) >= target - 1e-12)
+    return int(reached[0]) + 1 if reached.size else None
+
+
+def run_pair(
+    dataset: str,
+    seed: int,
+    meta_model: MetaModel,
+    train,
+    n_trials: int,
+    timeout: float,
+) -> tuple[pd.DataFrame, float]:
+    """Run the warm and the cold study of one (dataset, seed); return rows and select time."""
+    started = time.perf_counter()
+    selection = select(train, meta_model)
+    select_seconds = time.perf_counter() - started
+    algorithms, queue = selection.warm_start(n_trials)
+    warm = tune(
+        algorithms,
+        train,
+        n_trials=n_trials,
+        timeout=timeout,
+        seed=seed,
+        enqueue=queue,
+        enqueue_default=False,
+    )
+    cold = tune(
+        list(ALGORITHM_NAMES),
+        train,
+        n_trials=n_trials,
+        timeout=timeout,
+        seed=seed,
+        enqueue_default=False,
+    )
+    frames = []
+    for kind, result in (("warm", warm), ("cold", cold)):
+        frame = curve(result, n_trials)
+        frame.insert(0, "kind", kind)
+        frame.insert(0, "seed", seed)
+        frame.insert(0, "dataset", dataset)
+        frames.append(frame)
+    print(
+        f"  {dataset} seed {seed}: select {select_seconds:.1f} s, warm searches "
+        f"{'+'.join(algorithms)} with {len(queue)} queued"
+        + (
+            f", {len(selection.out_of_range)} features out of range"
+            if selection.out_of_range
+            else ""
+        ),
+        flush=True,
+    )
+    return pd.concat(frames, ignore_index=True)[COLUMNS], select_seconds
+
+
+def summarise(table: pd.DataFrame, n_trials: int) -> pd.DataFrame:
+    """One row per (dataset, seed): trials to match, final bests, trials run, seconds."""
+    rows = []
+    for (dataset, seed), pair in table.groupby(["dataset", "seed"], sort=False):
+        warm = pair[pair["kind"] == "warm"].sort_values("trial")
+        cold = pair[pair["kind"] == "cold"].sort_values("trial")
+        cold_best = float(cold["best_so_far"].iloc[-1])
+        warm_best = float(warm["best_so_far"].iloc[-1])
+        match = trials_to_match(warm["best_so_far"].to_numpy(), cold_best)
+        rows.append(
+            {
+                "dataset": dataset,
+                "seed": seed,
+                "to_match": match,
+                "warm_best": warm_best,
+                "cold_best": cold_best,
+                "warm_trials": len(warm),
+                "cold_trials": len(cold),
+                "warm_s": float(warm["seconds"].max()),
+                "cold_s": float(cold["seconds"].max()),
+                "warm_algorithm": warm.loc[warm["score"].idxmax(), "algorithm"]
+                if warm["score"].notna().any()
+                else "",
+                "cold_algorithm": cold.loc[cold["score"].idxmax(), "algorithm"]
+                if cold["score"].notna().any()
+                else "",
+                "cut_short": len(warm) < n_trials or len(cold) < n_trials,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def format_row(row: pd.Series, n_trials: int) -> str:
+    """One line of the per-dataset table."""
+    match = row["to_match"]
+    match = f">{n_trials}" if match is None or pd.isna(match) else str(int(match))
+    cut = "  (time cap cut a study short)" if row["cut_short"] else ""
+    return (
+        f"{row['dataset']:>18} {row['seed']:>4} {match:>8} {row['warm_best']:9.4f} "
+        f"{row['cold_best']:9.4f} {row['warm_trials']:>7}/{row['cold_trials']:<8} "
+        f"{row['warm_s']:7.0f} {row['cold_s']:7.0f}  {row['warm_algorithm']} / "
+        f"{row['cold_algorithm']}{cut}"
+    )
+
+
+def plot(table: pd.DataFrame, path: Path, n_trials: int) -> None:
+    """One small panel per dataset: median best-so-far over seeds against the trial."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(dict.fromkeys(table["dataset"]))
+    n_cols = min(5, len(datasets))
+    n_rows = math.ceil(len(datasets) / n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.0 * n_cols, 2.4 * n_rows), squeeze=False)
+    for ax, dataset in zip(axes.ravel(), datasets, strict=False):
+        part = table[table["dataset"] == dataset]
+        for kind, style in (("warm", "-"), ("cold", "--")):
+            line = part[part["kind"] == kind].groupby("trial")["best_so_far"].median()
+            ax.plot(line.index, line.to_numpy(), style, label=kind)
+        ax.set_title(dataset, fontsize=9)
+        ax.set_xlim(1, n_trials)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[len(datasets) :]:
+        ax.axis("off")
+    axes[0, 0].legend(fontsize=7)
+    fig.supxlabel("trial", fontsize=9)
+    fig.supylabel("best validation NDCG@10 so far", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DEFAULT_DATASETS))
+    parser.add_argument("--trials", type=int, default=50)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per study")
+    parser.add_argument("--labels", type=Path, help="labels folder (default: shipped labels)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "warmstart.csv")
+    parser.add_argument("--plot", type=Path, default=RESULTS / "warmstart.png")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+
+    labels = LabelSet.load(args.labels) if args.labels else load_shipped_labels()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    done = pd.read_csv(args.out) if args.out.is_file() else pd.DataFrame(columns=COLUMNS)
+    complete = {
+        (d, int(s))
+        for (d, s), pair in done.groupby(["dataset", "seed"])
+        if set(pair["kind"]) == {"warm", "cold"}
+    }
+    models: dict[str, MetaModel] = {}
+    select_seconds: dict[str, float] = {}
+    for dataset in args.datasets:
+        todo = [s for s in args.seeds if (dataset, s) not in complete]
+        if not todo:
+            print(f"{dataset}: all seeds already in {args.out.name}; skipped", flush=True)
+            continue
+        family = DATASETS[dataset].family
+        if family not in models:
+            models[family] = MetaModel().fit(without_family(labels, family))
+        train = random_holdout_split(
+            load_dataset(dataset), test_fraction=0.2, random_state=42
+        ).train
+        print(
+            f"{dataset} ({family}): {train.n_users} users, {train.n_items} items, "
+            f"{train.n_interactions} training interactions",
+            flush=True,
+        )
+        for seed in todo:
+            try:
+                rows, select_seconds[f"{dataset}/{seed}"] = run_pair(
+                    dataset, seed, models[family], train, args.trials, args.timeout
+                )
+            except TuningError as err:
+                print(f"  {dataset} seed {seed}: no completed trial, not recorded ({err})")
+                continue
+            rows.to_csv(args.out, mode="a", header=not args.out.is_file(), index=False)
+            print("  " + format_row(summarise(rows, args.trials).iloc[0], args.trials), flush=True)
+
+    table = pd.read_csv(args.out)
+    table = table[table["dataset"].isin(args.datasets) & table["seed"].isin(args.seeds)]
+    if table.empty:
+        print("no results")
+        return 0
+    n = args.trials
+    summary = summarise(table, n)
+    print()
+    print(
+        f"{'dataset':>18} {'seed':>4} {'to match':>8} {'warm best':>9} {'cold best':>9} "
+        f"{'warm/cold trials':>16} {'warm s':>7} {'cold s':>7}  best algorithm warm / cold"
+    )
+    for _, row in summary.iterrows():
+        print(format_row(row, n))
+    if select_seconds:
+        print(
+            "select seconds (this run): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in select_seconds.items())
+        )
+
+    # Per dataset: median over seeds; a never-matched pair counts as infinitely many.
+    summary["to_match_num"] = summary["to_match"].astype(float).fillna(np.inf)
+    per_dataset = summary.groupby("dataset", sort=False).agg(
+        to_match=("to_match_num", "median"),
+        warm_best=("warm_best", "median"),
+        cold_best=("cold_best", "median"),
+    )
+    median_match = float(np.median(per_dataset["to_match"]))
+    worse = int((per_dataset["warm_best"] < per_dataset["cold_best"] - 1e-12).sum())
+    n_datasets = len(per_dataset)
+    n_cut = int(summary["cut_short"].sum())
+    median_text = f">{n}" if math.isinf(median_match) else f"{median_match:g}"
+    print()
+    print(
+        f"datasets: {n_datasets}, seeds: {sorted(set(summary['seed']))}, trials: {n}; "
+        f"{n_cut} of {len(summary)} pairs had a study cut short by the "
+        f"{args.timeout:g} s time cap"
+    )
+    print(
+        f"median warm trials to match cold's best after {n}: {median_text}   (goal: <= 10) "
+        f"{'MET' if median_match <= 10 else 'NOT MET'}"
+    )
+    print(
+        f"median best after {n}: warm {per_dataset['warm_best'].median():.4f} | cold "
+        f"{per_dataset['cold_best'].median():.4f}"
+    )
+    print(
+        f"warm worse than cold after {n} trials on {worse} of {n_datasets} datasets   "
+        f"(goal: at most 1 in 10) {'MET' if worse <= n_datasets / 10 else 'NOT MET'}"
+    )
+
+    plot(table, args.plot, n)
+    print(f"curves: {args.plot}; rows: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

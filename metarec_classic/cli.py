@@ -1,0 +1,502 @@
+"""The ``metarec`` command line.
+
+Every command prints a readable summary, or one JSON document with ``--json``; progress
+bars, logs and warnings go to stderr. Exit status: 0 success, 2 bad input (data,
+arguments, storage), 1 an internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from metarec_classic._metarecommender import MetaRecommender
+from metarec_classic._version import __version__
+from metarec_classic.data import (
+    DATASETS,
+    IdMap,
+    Interactions,
+    leave_last_k_out_split,
+    load_dataset,
+    load_item_titles,
+    random_holdout_split,
+    temporal_split,
+)
+from metarec_classic.evaluation import evaluate
+from metarec_classic.exceptions import MetarecError
+from metarec_classic.meta import LabelSet, MetaModel, build_labels, make_tasks
+from metarec_classic.recommenders import ALGORITHM_NAMES, make_recommender
+from metarec_classic.tuning import tune
+
+__all__ = ["main"]
+
+_log = logging.getLogger("metarec_classic.cli")
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class BadInput(MetarecError, ValueError):
+    """A command-line argument that cannot be used."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``metarec`` command; return the exit status."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    warnings.simplefilter("default")
+    try:
+        result = args.handler(args)
+    except (MetarecError, ValueError, TypeError, FileNotFoundError, KeyError) as err:
+        if args.debug:
+            raise
+        print(f"metarec: error: {_message(err)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("metarec: interrupted.", file=sys.stderr)
+        return 130
+    except Exception as err:  # the last line of defence: report, never a bare traceback
+        if args.debug:
+            raise
+        print(
+            f"metarec: internal error: {type(err).__name__}: {err}. This is a bug in "
+            "metarec_classic; rerun with --debug for the traceback and report it.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+    if "recommendations" in result:
+        table = result["recommendations"]
+        if args.json:
+            print(table.to_json(orient="records", indent=2))
+        else:
+            print(table.to_csv(index=False), end="")
+    elif args.json:
+        print(json.dumps(result, indent=2, default=_json_default))
+    else:
+        print(args.formatter(result))
+    return EXIT_OK
+
+
+# -- commands ------------------------------------------------------------------------------
+def _cmd_info(args: argparse.Namespace) -> dict[str, Any]:
+    data = _load(args)
+    degrees = np.diff(data.user_items.indptr)
+    item_degrees = np.bincount(data.user_items.indices, minlength=data.n_items)
+    info: dict[str, Any] = {
+        "name": data.name,
+        "source": data.report.source,
+        "feedback": data.feedback,
+        "n_users": data.n_users,
+        "n_items": data.n_items,
+        "n_interactions": data.n_interactions,
+        "density": data.density,
+        "has_timestamps": data.timestamps is not None,
+        "has_ratings": data.ratings is not None,
+        "median_interactions_per_user": float(np.median(degrees)),
+        "median_interactions_per_item": float(np.median(item_degrees)),
+        "share_users_with_at_most_2": float(np.mean(degrees <= 2)),
+        "report": data.report.to_dict(),
+    }
+    if data.ratings is not None and len(data.ratings):
+        info["rating_range"] = [float(data.ratings.min()), float(data.ratings.max())]
+    return info
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    data = _load(args)
+    config = _parse_params(args.params)
+    split = _split(data, args)
+    model = make_recommender(args.algorithm, config, random_state=args.seed)
+    started = time.perf_counter()
+    model.fit(split.train)
+    fit_time = time.perf_counter() - started
+    result = evaluate(model, split.train, split.test, k=args.k)
+    return {
+        "data": data.name,
+        "algorithm": args.algorithm,
+        "config": getattr(model, "effective_config_", config),
+        "split": _split_summary(split, args),
+        "fit_time": fit_time,
+        "test": result.mean,
+        "n_users_evaluated": result.n_users_evaluated,
+    }
+
+
+def _cmd_tune(args: argparse.Namespace) -> dict[str, Any]:
+    data = _load(args)
+    split = _split(data, args)
+    started = time.perf_counter()
+    tuned = tune(
+        args.algorithm,
+        split.train,
+        n_trials=args.trials,
+        timeout=args.timeout,
+        storage=args.storage,
+        study_name=args.study_name,
+        seed=args.seed,
+        k=args.k,
+        show_progress=args.progress,
+    )
+    search_time = time.perf_counter() - started
+
+    # Refit the best and the default configuration on the whole training split, then test.
+    best = make_recommender(args.algorithm, tuned.best_config, random_state=args.seed)
+    best.fit(split.train)
+    default = make_recommender(args.algorithm, random_state=args.seed).fit(split.train)
+    return {
+        "data": data.name,
+        "algorithm": args.algorithm,
+        "study_name": tuned.study_name,
+        "n_trials_complete": tuned.n_complete,
+        "n_trials_failed": tuned.n_failed,
+        "search_time": search_time,
+        "best_config": tuned.best_config,
+        "validation": {tuned.metric: tuned.best_score},
+        "test": evaluate(best, split.train, split.test, k=args.k).mean,
+        "test_default_config": evaluate(default, split.train, split.test, k=args.k).mean,
+        "split": _split_summary(split, args),
+    }
+
+
+def _cmd_select(args: argparse.Namespace) -> dict[str, Any]:
+    data = _load(args)
+    rec = MetaRecommender(meta_model=args.meta_model, random_state=args.seed)
+    selection = rec.select(data)
+    return {"data": data.name, **selection.to_dict(top=args.top)}
+
+
+def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
+    data = _load(args)
+    rec = MetaRecommender(
+        meta_model=args.meta_model,
+        n_trials=args.trials,
+        timeout=args.timeout,
+        storage=args.storage,
+        random_state=args.seed,
+        show_progress=args.progress,
+    ).fit(data)
+    rec.save(args.out)
+    result: dict[str, Any] = {
+        "data": data.name,
+        "n_users": data.n_users,
+        "n_items": data.n_items,
+        "n_interactions": data.n_interactions,
+        "algorithm": rec.algorithm_,
+        "config": rec.config_,
+        "predicted_ndcg@10": float(rec.selection_.table["predicted_ndcg@10"].iloc[0]),
+        "selection_seconds": rec.selection_.seconds,
+        "fit_seconds": rec.fit_seconds_,
+        "out_of_range_features": sorted(rec.selection_.out_of_range),
+        "saved_to": str(args.out),
+    }
+    if rec.tuning_ is not None:
+        result["search"] = {
+            "n_trials_complete": rec.tuning_.n_complete,
+            "n_trials_failed": rec.tuning_.n_failed,
+            "best_validation_ndcg@10": rec.tuning_.best_score,
+            "study_name": rec.tuning_.study_name,
+        }
+    result["top_algorithms"] = {
+        row["algorithm"]: round(float(row["predicted_ndcg@10"]), 4)
+        for _, row in rec.selection_.algorithms().head(5).iterrows()
+    }
+    # A taste of the output: the lists of the first few users.
+    sample = rec.recommend(data.user_ids[:3], k=5)
+    result["example_recommendations"] = _with_titles(sample, args).to_dict(orient="records")
+    return result
+
+
+def _cmd_recommend(args: argparse.Namespace) -> dict[str, Any]:
+    rec = MetaRecommender.load(args.model_dir)
+    users = _read_user_ids(args.users, rec.user_map_)
+    table = rec.recommend(users, k=args.k, exclude_seen=not args.include_seen)
+    return {"recommendations": table}
+
+
+def _cmd_build_corpus(args: argparse.Namespace) -> dict[str, Any]:
+    datasets = [(name, _family(name)) for name in args.datasets]
+    tasks = make_tasks(datasets, seeds=tuple(args.seeds), max_interactions=args.max_interactions)
+    labels = build_labels(
+        tasks,
+        algorithms=args.algorithms or ALGORITHM_NAMES,
+        n_configs=args.configs,
+        storage=args.storage,
+        loader=lambda name: load_dataset(name),
+        show_progress=args.progress,
+    )
+    result: dict[str, Any] = {"n_tasks": len(tasks), **labels.provenance}
+    if args.out:
+        result["saved_to"] = str(labels.save(args.out))
+    return result
+
+
+def _cmd_train_meta(args: argparse.Namespace) -> dict[str, Any]:
+    labels = LabelSet.load(args.labels)
+    model = MetaModel(random_state=args.seed).fit(labels)
+    model.save(args.out)
+    return {
+        "n_tasks": model.n_training_tasks_,
+        "n_candidates": len(model.candidates_),
+        "algorithms": model.algorithms_,
+        "saved_to": str(args.out),
+    }
+
+
+# -- helpers -------------------------------------------------------------------------------
+def _family(name: str) -> str:
+    info = DATASETS.get(name)
+    return info.family if info is not None else Path(name).stem
+
+
+def _read_user_ids(spec: str, user_map: IdMap) -> np.ndarray:
+    """User ids from a comma-separated list or a file (one id per line), typed as trained."""
+    path = Path(spec)
+    if path.is_file():
+        raw = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    else:
+        raw = [part.strip() for part in spec.split(",") if part.strip()]
+    if not raw:
+        raise BadInput(f"`--users` names no user: got {spec!r}.")
+    if user_map.ids.dtype.kind in "iu":
+        # Integer ids in training: parse each given id as an integer where it is one.
+        return np.array([int(v) if v.lstrip("-").isdigit() else v for v in raw], dtype=object)
+    return np.array(raw, dtype=object)
+
+
+def _with_titles(table: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
+    if not args.demo:
+        return table
+    titles = load_item_titles("demo")
+    return table.assign(title=[titles.get(i, "") for i in table["item_id"]])
+
+
+def _load(args: argparse.Namespace) -> Interactions:
+    if args.demo and args.data:
+        raise BadInput("Give either a DATA path or --demo, not both.")
+    if not args.demo and not args.data:
+        raise BadInput(
+            "No data given: pass a dataset folder or CSV file as DATA, or --demo for the "
+            "embedded MovieTweetings sample."
+        )
+    threshold: Any = "default"
+    if args.threshold is not None:
+        threshold = None if args.threshold.lower() == "none" else _float(args.threshold)
+    return load_dataset("demo" if args.demo else args.data, positive_threshold=threshold)
+
+
+def _split(data: Interactions, args: argparse.Namespace) -> Any:
+    if args.split == "random":
+        return random_holdout_split(data, test_fraction=args.test_fraction, random_state=args.seed)
+    if args.split == "temporal":
+        return temporal_split(data, test_fraction=args.test_fraction)
+    return leave_last_k_out_split(data, k=args.leave_out)
+
+
+def _split_summary(split: Any, args: argparse.Namespace) -> dict[str, Any]:
+    summary = {"kind": args.split, "seed": args.seed, "test_fraction": args.test_fraction}
+    summary["stats"] = dict(split.stats)
+    return summary
+
+
+def _parse_params(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise BadInput(
+            f"`--params` must be a JSON object such as '{{\"n_factors\": 64}}'; got {text!r} "
+            f"({err.msg} at character {err.pos})."
+        ) from err
+    if not isinstance(params, dict):
+        raise BadInput(f"`--params` must be a JSON object; got {type(params).__name__}.")
+    return params
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise BadInput(f"`--threshold` must be a number or 'none'; got {text!r}.") from None
+
+
+def _message(err: BaseException) -> str:
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    return text or type(err).__name__
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _format_mapping(result: dict[str, Any], indent: str = "") -> str:
+    lines = []
+    for key, value in result.items():
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            table = pd.DataFrame(value).to_string(index=False, float_format=lambda x: f"{x:.4g}")
+            lines.append(f"{indent}{key}:")
+            lines.extend(f"{indent}  {line}" for line in table.splitlines())
+        elif isinstance(value, dict):
+            if not value:
+                continue
+            lines.append(f"{indent}{key}:")
+            lines.append(_format_mapping(value, indent + "  "))
+        elif isinstance(value, float):
+            lines.append(f"{indent}{key}: {value:.4g}")
+        else:
+            lines.append(f"{indent}{key}: {value}")
+    return "\n".join(line for line in lines if line)
+
+
+# -- parser --------------------------------------------------------------------------------
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="metarec",
+        description="Choose, configure and tune classical recommenders for your data.",
+    )
+    parser.add_argument("--version", action="version", version=f"metarec {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Callable[..., Any], help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler, formatter=_format_mapping)
+        sub.add_argument(
+            "data",
+            nargs="?",
+            metavar="DATA",
+            help="a shared dataset folder, a dataset name, or a CSV/TSV file "
+            "(user_id,item_id[,rating or weight[,timestamp]])",
+        )
+        sub.add_argument("--demo", action="store_true", help="use the embedded demo dataset")
+        sub.add_argument(
+            "--threshold",
+            metavar="X",
+            help="ratings >= X are positives; 'none' keeps every rating as a weight "
+            "(default: the dataset's documented threshold)",
+        )
+        _common_flags(sub)
+        return sub
+
+    command("info", _cmd_info, "Describe a dataset and what loading it dropped or merged.")
+    for name, handler, help_text in (
+        ("evaluate", _cmd_evaluate, "Fit one configuration and report test ranking metrics."),
+        ("tune", _cmd_tune, "Tune one algorithm with Optuna, then report validation and test."),
+    ):
+        sub = command(name, handler, help_text)
+        sub.add_argument("--algorithm", required=True, choices=ALGORITHM_NAMES)
+        sub.add_argument("--split", choices=("random", "temporal", "leave-last"), default="random")
+        sub.add_argument("--test-fraction", type=float, default=0.2)
+        sub.add_argument("--leave-out", type=int, default=1, help="k of the leave-last split")
+        sub.add_argument("--seed", type=int, default=42)
+        sub.add_argument("--k", type=int, default=10, help="list length of the metrics")
+        if name == "evaluate":
+            sub.add_argument("--params", help="configuration as a JSON object")
+        else:
+            sub.add_argument("--trials", type=int, default=30)
+            sub.add_argument("--timeout", type=float, help="seconds")
+            sub.add_argument(
+                "--storage",
+                help="journal file path or database URL (default: in memory)",
+            )
+            sub.add_argument("--study-name")
+            sub.add_argument("--progress", action="store_true", help="progress bar on stderr")
+
+    sub = command("select", _cmd_select, "Rank algorithms and configurations for the data.")
+    sub.add_argument("--meta-model", metavar="DIR", help="a trained meta-model folder")
+    sub.add_argument("--top", type=int, default=10, help="candidates to list")
+    sub.add_argument("--seed", type=int, default=0)
+
+    sub = command("fit", _cmd_fit, "Choose, optionally tune, fit and save a recommender.")
+    sub.add_argument(
+        "--trials",
+        type=int,
+        default=0,
+        help="warm-started search trials (0: the meta-model's pick, no search)",
+    )
+    sub.add_argument("--timeout", type=float, help="seconds")
+    sub.add_argument("--storage", help="journal file path or database URL of the search")
+    sub.add_argument(
+        "--out",
+        default="metarec-model",
+        metavar="DIR",
+        help="folder for the fitted model (default: %(default)s)",
+    )
+    sub.add_argument("--meta-model", metavar="DIR", help="a trained meta-model folder")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--progress", action="store_true", help="progress bar on stderr")
+
+    sub = commands.add_parser(
+        "recommend",
+        help="Print top-k lists of a fitted model as CSV (user_id,item_id,rank,score).",
+        description="Print top-k lists of a fitted model as CSV (user_id,item_id,rank,score).",
+    )
+    sub.set_defaults(handler=_cmd_recommend, formatter=_format_mapping)
+    sub.add_argument("model_dir", metavar="DIR", help="folder written by `metarec fit`")
+    sub.add_argument(
+        "--users", required=True, help="comma-separated user ids, or a file with one id per line"
+    )
+    sub.add_argument("--k", type=int, default=10)
+    sub.add_argument(
+        "--include-seen", action="store_true", help="allow items of the user's history"
+    )
+    _common_flags(sub)
+
+    sub = commands.add_parser(
+        "build-corpus",
+        help="Build meta-training labels: Optuna searches over tasks cut from datasets.",
+        description="Build meta-training labels: Optuna searches over tasks cut from datasets.",
+    )
+    sub.set_defaults(handler=_cmd_build_corpus, formatter=_format_mapping)
+    sub.add_argument("datasets", nargs="+", metavar="DATASET", help="dataset names or folders")
+    sub.add_argument(
+        "--storage", required=True, help="journal file path or database URL; rerun to resume"
+    )
+    sub.add_argument("--out", metavar="DIR", help="write the labels table here")
+    sub.add_argument(
+        "--configs", type=int, default=10, help="configurations per task and algorithm"
+    )
+    sub.add_argument("--algorithms", nargs="+", choices=ALGORITHM_NAMES)
+    sub.add_argument("--seeds", type=int, nargs="+", default=[0])
+    sub.add_argument("--max-interactions", type=int, default=40_000)
+    sub.add_argument("--progress", action="store_true", help="progress bar on stderr")
+    _common_flags(sub)
+
+    sub = commands.add_parser(
+        "train-meta",
+        help="Train the LightGBM meta-model on a labels folder.",
+        description="Train the LightGBM meta-model on a labels folder.",
+    )
+    sub.set_defaults(handler=_cmd_train_meta, formatter=_format_mapping)
+    sub.add_argument("labels", metavar="LABELS", help="folder written by build-corpus --out")
+    sub.add_argument("--out", required=True, metavar="DIR")
+    sub.add_argument("--seed", type=int, default=0)
+    _common_flags(sub)
+    return parser
+
+
+def _common_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--json", action="store_true", help="print JSON")
+    sub.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

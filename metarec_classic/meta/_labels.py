@@ -1,0 +1,416 @@
+"""Meta-training labels: the validation scores of many configurations on many tasks.
+
+For every (task, algorithm) pair an Optuna study runs a fixed *design* of
+configurations: the algorithm's default, then points of a scrambled Sobol sequence over
+its search space, seeded by the task and algorithm. Because the design is fixed before
+the build, the labels do not depend on how many processes built them or in which order,
+and an interrupted build resumes from the storage without repeating a finished trial.
+
+The build's outputs are two tables: ``labels`` (one row per trial: task, algorithm,
+configuration, validation NDCG@10, fit time, state) and ``tasks`` (one row per task: its
+provenance and dataset meta-features).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.storages import BaseStorage
+from optuna.trial import TrialState
+from scipy.stats import qmc
+
+from metarec_classic.data import Interactions, load_dataset
+from metarec_classic.meta._corpus import Task, _stable_seed, cut_task
+from metarec_classic.metafeatures import dataset_metafeatures
+from metarec_classic.recommenders import ALGORITHM_NAMES, get_recommender_class
+from metarec_classic.tuning import make_objective, resolve_storage
+from metarec_classic.tuning._tune import FAIL_REASON_ATTR, FIT_TIME_ATTR, quiet_optuna
+
+__all__ = [
+    "LABELS_VERSION",
+    "LabelSet",
+    "build_labels",
+    "design_configs",
+    "export_labels",
+    "library_versions",
+]
+
+_log = logging.getLogger(__name__)
+
+#: Version of the labels table layout and of the design; part of every study name.
+LABELS_VERSION = 1
+_STUDY_PREFIX = f"labels-v{LABELS_VERSION}"
+_TASK_ATTR = "task"
+_FEATURES_ATTR = "metafeatures"
+_SKIPPED_ATTR = "skipped"
+
+
+@dataclass
+class LabelSet:
+    """Labels and task meta-features, with the provenance of the build.
+
+    Attributes
+    ----------
+    labels : DataFrame
+        One row per finished trial: ``task_id``, ``algorithm``, ``trial``, ``config``
+        (JSON text), ``score`` (validation NDCG@10), ``fit_time``, ``state``,
+        ``fail_reason``.
+    tasks : DataFrame
+        One row per task: ``task_id``, ``dataset``, ``family``, ``kind``, ``size``,
+        ``seed``, ``n_users``, ``n_items``, ``n_interactions`` and one column per dataset
+        meta-feature.
+    provenance : dict
+        Labels version, library versions, design size and build date.
+    """
+
+    labels: pd.DataFrame
+    tasks: pd.DataFrame
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, folder: str | os.PathLike[str]) -> Path:
+        """Write ``labels.csv.gz``, ``tasks.csv.gz`` and ``provenance.json`` to ``folder``."""
+        path = Path(folder)
+        path.mkdir(parents=True, exist_ok=True)
+        self.labels.sort_values(["task_id", "algorithm", "trial"]).to_csv(
+            path / "labels.csv.gz", index=False, float_format="%.6g"
+        )
+        self.tasks.sort_values("task_id").to_csv(
+            path / "tasks.csv.gz", index=False, float_format="%.8g"
+        )
+        (path / "provenance.json").write_text(json.dumps(self.provenance, indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str]) -> LabelSet:
+        """Read a folder written by :meth:`save`."""
+        path = Path(folder)
+        missing = [
+            n
+            for n in ("labels.csv.gz", "tasks.csv.gz", "provenance.json")
+            if not (path / n).is_file()
+        ]
+        if missing:
+            raise FileNotFoundError(
+                f"The labels folder {str(path)!r} lacks {missing!r}; build one with "
+                "`metarec build-corpus` or point to the folder it wrote."
+            )
+        provenance = json.loads((path / "provenance.json").read_text())
+        if provenance.get("labels_version") != LABELS_VERSION:
+            raise ValueError(
+                f"The labels in {str(path)!r} have version "
+                f"{provenance.get('labels_version')!r}; this metarec_classic reads version "
+                f"{LABELS_VERSION}. Rebuild them with `metarec build-corpus`."
+            )
+        return cls(
+            labels=pd.read_csv(path / "labels.csv.gz"),
+            tasks=pd.read_csv(path / "tasks.csv.gz"),
+            provenance=provenance,
+        )
+
+
+def design_configs(algorithm: str, n_configs: int, seed: int) -> list[dict[str, Any]]:
+    """The default configuration followed by ``n_configs - 1`` scrambled Sobol points.
+
+    Integer and float parameters are mapped on a log scale where their distribution is
+    logarithmic; categorical ones take the choice whose slot the point falls into.
+    """
+    cls = get_recommender_class(algorithm)
+    space: dict[str, BaseDistribution] = cls.search_space()
+    configs = [cls.default_config()]
+    if not space or n_configs <= 1:
+        return configs[: max(n_configs, 1)]
+    sampler = qmc.Sobol(d=len(space), scramble=True, seed=seed)
+    # Sobol points are balanced in blocks of powers of two; draw one and keep the head.
+    points = sampler.random(2 ** math.ceil(math.log2(n_configs)))[: n_configs - 1]
+    for point in points:
+        configs.append(
+            {name: _to_value(dist, u) for (name, dist), u in zip(space.items(), point, strict=True)}
+        )
+    return configs
+
+
+def build_labels(
+    tasks: Sequence[Task],
+    *,
+    algorithms: Sequence[str] = ALGORITHM_NAMES,
+    n_configs: int = 10,
+    storage: str | os.PathLike[str] | BaseStorage | None = None,
+    loader: Callable[[str], Interactions] = load_dataset,
+    landmark_seconds: float = 10.0,
+    show_progress: bool = False,
+) -> LabelSet:
+    """Run the design of every (task, algorithm) pair and return the labels.
+
+    Parameters
+    ----------
+    tasks : sequence of Task
+        The tasks, e.g. from :func:`~metarec_classic.meta.make_tasks`.
+    algorithms : sequence of str
+        Algorithms to label.
+    n_configs : int, default=10
+        Configurations per (task, algorithm): the default plus ``n_configs - 1`` design
+        points.
+    storage : str, path or optuna storage, optional
+        Where the studies live. With a journal file or database, an interrupted build
+        resumes where it stopped, and several processes may build at once.
+    loader : callable, default=load_dataset
+        Turns a task's dataset name into :class:`~metarec_classic.data.Interactions`.
+    landmark_seconds : float, default=10.0
+        Time cap of the landmarkers in each task's meta-features.
+    show_progress : bool, default=False
+        One tqdm bar over the (task, algorithm) studies, on stderr.
+
+    Returns
+    -------
+    LabelSet
+    """
+    resolved = resolve_storage(storage)
+    if resolved is None:
+        resolved = optuna.storages.InMemoryStorage()
+    cache: dict[str, Interactions] = {}
+    pairs = [(task, algorithm) for task in tasks for algorithm in algorithms]
+    progress = _progress(len(pairs), show_progress)
+    previous_level = quiet_optuna()
+    try:
+        for task in tasks:
+            split = _task_split(task, cache, loader)
+            _record_task(resolved, task, split, landmark_seconds)
+            for algorithm in algorithms:
+                if split is not None:
+                    _run_design(resolved, task, algorithm, split, n_configs)
+                progress.update(1)
+    finally:
+        optuna.logging.set_verbosity(previous_level)
+        progress.close()
+    return export_labels(resolved, tasks, algorithms=algorithms, n_configs=n_configs)
+
+
+def export_labels(
+    storage: str | os.PathLike[str] | BaseStorage,
+    tasks: Sequence[Task],
+    *,
+    algorithms: Sequence[str] = ALGORITHM_NAMES,
+    n_configs: int = 10,
+) -> LabelSet:
+    """Read the labels of ``tasks`` from ``storage`` into a :class:`LabelSet`."""
+    resolved = resolve_storage(storage)
+    assert resolved is not None
+    label_rows: list[dict[str, Any]] = []
+    task_rows: list[dict[str, Any]] = []
+    for task in tasks:
+        info = _task_info(resolved, task)
+        if info is None or info.get(_SKIPPED_ATTR):
+            continue
+        task_rows.append({**task.to_dict(), **info["shape"], **info[_FEATURES_ATTR]})
+        for algorithm in algorithms:
+            study = _load_study(resolved, _study_name(task, algorithm))
+            if study is None:
+                continue
+            labelled: set[str] = set()
+            for trial in study.get_trials(deepcopy=False):
+                # One label per configuration: the first trial that finished it (several
+                # processes building at once may both have run it).
+                config = _config_key(trial.params)
+                if not _is_label(trial) or config in labelled:
+                    continue
+                labelled.add(config)
+                label_rows.append(
+                    {
+                        "task_id": task.task_id,
+                        "algorithm": algorithm,
+                        "trial": trial.number,
+                        "config": config,
+                        "score": trial.value,
+                        FIT_TIME_ATTR: trial.user_attrs.get(FIT_TIME_ATTR),
+                        "state": trial.state.name,
+                        FAIL_REASON_ATTR: trial.user_attrs.get(FAIL_REASON_ATTR),
+                    }
+                )
+    provenance = {
+        "labels_version": LABELS_VERSION,
+        "metric": "ndcg@10",
+        "n_configs": n_configs,
+        "algorithms": list(algorithms),
+        "n_tasks": len(task_rows),
+        "n_labels": len(label_rows),
+        "built": time.strftime("%Y-%m-%d"),
+        "versions": library_versions(),
+    }
+    return LabelSet(pd.DataFrame(label_rows), pd.DataFrame(task_rows), provenance)
+
+
+# -- one task ------------------------------------------------------------------------------
+def _task_split(
+    task: Task, cache: dict[str, Interactions], loader: Callable[[str], Interactions]
+) -> tuple[Interactions, Interactions] | None:
+    if task.dataset not in cache:
+        cache.clear()  # tasks come grouped by dataset; keep one in memory
+        cache[task.dataset] = loader(task.dataset)
+    return cut_task(task, cache[task.dataset])
+
+
+def _record_task(
+    storage: BaseStorage,
+    task: Task,
+    split: tuple[Interactions, Interactions] | None,
+    landmark_seconds: float,
+) -> None:
+    """Store the task's meta-features once, in a study of its own."""
+    if _task_info(storage, task) is not None:
+        return
+    study = optuna.create_study(
+        study_name=_study_name(task, "_task"), storage=storage, load_if_exists=True
+    )
+    if split is None:
+        study.set_user_attr(_SKIPPED_ATTR, True)
+        return
+    train, _ = split
+    features = dataset_metafeatures(
+        train, landmark_seconds=landmark_seconds, random_state=task.seed
+    )
+    study.set_user_attr(
+        "shape",
+        {
+            "n_users": train.n_users,
+            "n_items": train.n_items,
+            "n_interactions": train.n_interactions,
+        },
+    )
+    study.set_user_attr(_FEATURES_ATTR, features)
+
+
+def _task_info(storage: BaseStorage, task: Task) -> dict[str, Any] | None:
+    study = _load_study(storage, _study_name(task, "_task"))
+    if study is None:
+        return None
+    attrs = study.user_attrs
+    if attrs.get(_SKIPPED_ATTR):
+        return {_SKIPPED_ATTR: True}
+    if _FEATURES_ATTR not in attrs:
+        return None
+    return attrs
+
+
+def _run_design(
+    storage: BaseStorage,
+    task: Task,
+    algorithm: str,
+    split: tuple[Interactions, Interactions],
+    n_configs: int,
+) -> None:
+    """Run the trials of the design that the study does not hold yet."""
+    train, validation = split
+    study = optuna.create_study(
+        study_name=_study_name(task, algorithm),
+        storage=storage,
+        direction="maximize",
+        load_if_exists=True,
+    )
+    trials = study.get_trials(deepcopy=False)
+    done = {_config_key(t.params) for t in trials if _is_label(t)}
+    design = design_configs(algorithm, n_configs, seed=_stable_seed(f"{task.task_id}|{algorithm}"))
+    todo = [c for c in design if _config_key(c) not in done]
+    if not todo:
+        return
+
+    # An interrupted build leaves its queued configurations waiting: run those instead of
+    # queuing them again, so that no configuration is labelled twice.
+    waiting = {
+        _config_key(t.system_attrs.get("fixed_params", t.params))
+        for t in trials
+        if t.state == TrialState.WAITING
+    }
+    objective = make_objective(algorithm, train, validation, seed=task.seed)
+    for config in todo:
+        if _config_key(config) not in waiting:
+            study.enqueue_trial(config)
+    study.optimize(objective, n_trials=len(todo), catch=(Exception,))
+    _log.info("Labelled %s with %s: %d trials.", task.task_id, algorithm, len(todo))
+
+
+# -- helpers -------------------------------------------------------------------------------
+def _study_name(task: Task, algorithm: str) -> str:
+    return f"{_STUDY_PREFIX}|{task.task_id}|{algorithm}"
+
+
+def _config_key(config: dict[str, Any]) -> str:
+    return json.dumps(config, sort_keys=True)
+
+
+def _is_label(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether a trial labels its configuration: it completed, or the configuration failed.
+
+    A failed trial without a recorded reason was interrupted (Ctrl-C, or an error outside
+    the configuration's fit); it says nothing about the configuration and is run again.
+    """
+    if trial.state == TrialState.COMPLETE:
+        return True
+    return trial.state == TrialState.FAIL and FAIL_REASON_ATTR in trial.user_attrs
+
+
+def _load_study(storage: BaseStorage, name: str) -> optuna.Study | None:
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return None
+
+
+def _to_value(dist: BaseDistribution, u: float) -> Any:
+    """Map ``u`` in [0, 1) to a value of ``dist`` (log scale where the distribution is)."""
+    if isinstance(dist, CategoricalDistribution):
+        return dist.choices[min(int(u * len(dist.choices)), len(dist.choices) - 1)]
+    if isinstance(dist, (IntDistribution, FloatDistribution)):
+        low, high = float(dist.low), float(dist.high)
+        value = (
+            math.exp(math.log(low) + u * (math.log(high) - math.log(low)))
+            if dist.log
+            else low + u * (high - low)
+        )
+        if isinstance(dist, IntDistribution):
+            step = dist.step or 1
+            return int(min(max(round((value - low) / step) * step + low, low), high))
+        if dist.step:
+            value = round((value - low) / dist.step) * dist.step + low
+        return float(min(max(value, low), high))
+    raise TypeError(f"Unsupported distribution {dist!r}.")
+
+
+def library_versions() -> dict[str, str]:
+    out = {}
+    for package in (
+        "metarec-classic",
+        "implicit",
+        "scikit-learn",
+        "lightgbm",
+        "optuna",
+        "numpy",
+        "scipy",
+    ):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = "unknown"
+    return out
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc="studies", unit="study")

@@ -1,0 +1,387 @@
+"""The LightGBM meta-model: from dataset meta-features and a configuration to its rank.
+
+Rows of the training table are (task, algorithm, configuration) triples of the labels.
+Features are the task's dataset meta-features, the algorithm (a categorical feature)
+and the configuration's parameters, one column per ``<algorithm>.<parameter>`` (missing
+for other algorithms, which LightGBM handles natively; categorical parameters are coded
+by their position among the choices).
+
+Two boosters are trained:
+
+- ``relative``: the configuration's validation NDCG@10 divided by the best score of its
+  task, in [0, 1]. This is what ranks algorithms and configurations (selection and warm
+  start): dividing by the task's best removes the data's overall difficulty.
+- ``best``: the task's best NDCG@10 from the meta-features alone, so that a ranked
+  candidate can also be reported as a predicted NDCG@10 (``relative * best``).
+
+Persistence writes LightGBM's text models plus a JSON document (feature names,
+algorithms, candidate configurations, training ranges of the meta-features, library
+versions and the SHA-256 of every file); loading refuses files whose checksum or format
+version do not match. No pickle is involved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from optuna.distributions import CategoricalDistribution
+
+from metarec_classic.exceptions import MetarecError
+from metarec_classic.meta._labels import LabelSet, library_versions
+from metarec_classic.recommenders import get_recommender_class
+
+__all__ = ["FORMAT_VERSION", "MetaModel", "MetaModelFileError"]
+
+_log = logging.getLogger(__name__)
+
+#: Version of the saved layout; bumped whenever a saved model cannot be read as before.
+FORMAT_VERSION = 1
+_META_FILE = "metamodel.json"
+_BOOSTER_FILES = {"relative": "relative.lgb.txt", "best": "best.lgb.txt"}
+
+
+class MetaModelFileError(MetarecError, ValueError):
+    """A saved meta-model that is missing, tampered with, truncated or of another version."""
+
+
+@dataclass
+class Candidate:
+    """One configuration the meta-model may recommend."""
+
+    algorithm: str
+    config: dict[str, Any]
+
+
+class MetaModel:
+    """Ranks (algorithm, configuration) candidates for a dataset from its meta-features.
+
+    Parameters
+    ----------
+    n_estimators : int, default=300
+        Boosting rounds of each booster.
+    learning_rate : float, default=0.05
+        Shrinkage of each round.
+    num_leaves : int, default=31
+        Leaves per tree.
+    min_child_samples : int, default=20
+        Minimum rows per leaf; guards against fitting single tasks.
+    random_state : int, default=0
+        Seed of LightGBM's bagging and feature sampling.
+
+    Attributes
+    ----------
+    booster_relative_ : lightgbm.Booster
+        Predicts a configuration's score relative to the task's best.
+    booster_best_ : lightgbm.Booster
+        Predicts the task's best NDCG@10 from the dataset meta-features.
+    feature_names_ : list of str
+        Dataset meta-feature names, in order.
+    algorithms_ : list of str
+        Algorithms seen in training, in the order of their category codes.
+    candidates_ : list of Candidate
+        Distinct configurations in the labels plus every algorithm's default.
+    feature_ranges_ : dict of str to (float, float)
+        1st and 99th percentile of each meta-feature over the training tasks.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_estimators: int = 300,
+        learning_rate: float = 0.05,
+        num_leaves: int = 31,
+        min_child_samples: int = 20,
+        random_state: int = 0,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.random_state = random_state
+
+    # -- training ------------------------------------------------------------------------
+    def fit(self, labels: LabelSet) -> MetaModel:
+        """Train both boosters on a :class:`~metarec_classic.meta.LabelSet`."""
+        table = labels.labels
+        table = table[table["state"] == "COMPLETE"].dropna(subset=["score"])
+        if table.empty:
+            raise ValueError("The labels hold no completed trial; nothing to learn from.")
+        tasks = labels.tasks.set_index("task_id")
+        self.feature_names_ = [c for c in tasks.columns if "." in c]
+        self.algorithms_ = sorted(table["algorithm"].unique())
+        self.param_columns_ = self._param_columns(self.algorithms_)
+
+        best = table.groupby("task_id")["score"].transform("max")
+        relative = np.where(best > 0, table["score"] / best.where(best > 0, 1.0), 0.0)
+        configs = [json.loads(c) for c in table["config"]]
+        X = self._design(
+            tasks.loc[table["task_id"], self.feature_names_].to_numpy(dtype=np.float64),
+            list(table["algorithm"]),
+            configs,
+        )
+        self.booster_relative_ = lgb.train(
+            self._params("regression"),
+            lgb.Dataset(
+                X,
+                label=relative,
+                categorical_feature=[len(self.feature_names_)],
+                free_raw_data=True,
+            ),
+            num_boost_round=self.n_estimators,
+        )
+        task_best = table.groupby("task_id")["score"].max()
+        self.booster_best_ = lgb.train(
+            {
+                **self._params("regression"),
+                "min_data_in_leaf": max(2, min(5, len(task_best) // 10)),
+            },
+            lgb.Dataset(
+                tasks.loc[task_best.index, self.feature_names_].to_numpy(np.float64),
+                label=task_best.to_numpy(),
+            ),
+            num_boost_round=max(50, self.n_estimators // 3),
+        )
+        self.candidates_ = self._collect_candidates(table, configs)
+        quantiles = tasks[self.feature_names_].quantile([0.01, 0.99])
+        self.feature_ranges_ = {
+            name: (float(quantiles.loc[0.01, name]), float(quantiles.loc[0.99, name]))
+            for name in self.feature_names_
+        }
+        self.n_training_tasks_ = int(table["task_id"].nunique())
+        _log.info(
+            "Meta-model trained on %d labels from %d tasks.", len(table), self.n_training_tasks_
+        )
+        return self
+
+    # -- prediction ----------------------------------------------------------------------
+    def rank(
+        self,
+        features: dict[str, float],
+        *,
+        algorithms: list[str] | None = None,
+    ) -> pd.DataFrame:
+        """Rank every candidate for a dataset, best first.
+
+        Returns
+        -------
+        DataFrame
+            Columns ``algorithm``, ``config`` (dict), ``predicted_relative`` and
+            ``predicted_ndcg@10``.
+        """
+        self._check_fitted()
+        candidates = [
+            c for c in self.candidates_ if algorithms is None or c.algorithm in algorithms
+        ]
+        row = self._feature_row(features)
+        X = self._design(
+            np.repeat(row[None, :], len(candidates), axis=0),
+            [c.algorithm for c in candidates],
+            [c.config for c in candidates],
+        )
+        relative = self.booster_relative_.predict(X)
+        best = float(self.booster_best_.predict(row[None, :])[0])
+        table = pd.DataFrame(
+            {
+                "algorithm": [c.algorithm for c in candidates],
+                "config": [c.config for c in candidates],
+                "predicted_relative": relative,
+                "predicted_ndcg@10": np.clip(relative, 0, None) * max(best, 0.0),
+            }
+        )
+        # Stable order on ties, so the same data always gives the same ranking.
+        return table.sort_values(
+            ["predicted_relative"], ascending=False, kind="stable"
+        ).reset_index(drop=True)
+
+    def out_of_range(self, features: dict[str, float]) -> dict[str, tuple[float, float, float]]:
+        """Meta-features outside the training range: name -> (value, low, high)."""
+        self._check_fitted()
+        out = {}
+        for name, (low, high) in self.feature_ranges_.items():
+            value = float(features.get(name, 0.0))
+            margin = 0.1 * (high - low)
+            if value < low - margin or value > high + margin:
+                out[name] = (value, low, high)
+        return out
+
+    def contributions(self, features: dict[str, float], candidate: Candidate) -> pd.Series:
+        """Each feature's contribution to the candidate's predicted relative score."""
+        self._check_fitted()
+        row = self._feature_row(features)
+        X = self._design(row[None, :], [candidate.algorithm], [candidate.config])
+        contrib = self.booster_relative_.predict(X, pred_contrib=True)[0]
+        names = [*self.feature_names_, "algorithm", *self.param_columns_, "bias"]
+        return pd.Series(contrib, index=names).sort_values(key=np.abs, ascending=False)
+
+    # -- persistence ---------------------------------------------------------------------
+    def save(self, folder: str | os.PathLike[str]) -> Path:
+        """Write the boosters as LightGBM text and the rest as JSON, with checksums."""
+        self._check_fitted()
+        path = Path(folder)
+        path.mkdir(parents=True, exist_ok=True)
+        checksums = {}
+        for key, name in _BOOSTER_FILES.items():
+            booster: lgb.Booster = getattr(self, f"booster_{key}_")
+            text = booster.model_to_string()
+            (path / name).write_text(text)
+            checksums[name] = hashlib.sha256(text.encode()).hexdigest()
+        document = {
+            "format_version": FORMAT_VERSION,
+            "params": self.get_params(),
+            "feature_names": self.feature_names_,
+            "algorithms": self.algorithms_,
+            "param_columns": self.param_columns_,
+            "candidates": [
+                {"algorithm": c.algorithm, "config": c.config} for c in self.candidates_
+            ],
+            "feature_ranges": self.feature_ranges_,
+            "n_training_tasks": self.n_training_tasks_,
+            "versions": library_versions(),
+            "checksums": checksums,
+        }
+        (path / _META_FILE).write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str]) -> MetaModel:
+        """Read a folder written by :meth:`save`, refusing damaged or foreign files."""
+        path = Path(folder)
+        meta_path = path / _META_FILE
+        if not meta_path.is_file():
+            raise MetaModelFileError(
+                f"No meta-model in {str(path)!r}: {_META_FILE} is missing. Train one with "
+                "`metarec train-meta` or omit the path to use the shipped model."
+            )
+        try:
+            document = json.loads(meta_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise MetaModelFileError(
+                f"{str(meta_path)!r} is not valid JSON ({err}); the file is damaged or "
+                "truncated. Retrain or restore the meta-model."
+            ) from err
+        version = document.get("format_version")
+        if version != FORMAT_VERSION:
+            raise MetaModelFileError(
+                f"The meta-model in {str(path)!r} has format version {version!r}; this "
+                f"metarec_classic reads version {FORMAT_VERSION}. Retrain it with "
+                "`metarec train-meta`."
+            )
+        model = cls(**document["params"])
+        for key, name in _BOOSTER_FILES.items():
+            file = path / name
+            if not file.is_file():
+                raise MetaModelFileError(f"The meta-model file {str(file)!r} is missing.")
+            text = file.read_text()
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            if digest != document["checksums"].get(name):
+                raise MetaModelFileError(
+                    f"The checksum of {str(file)!r} does not match the one recorded when it "
+                    "was saved: the file was changed or truncated. Retrain or restore it."
+                )
+            setattr(model, f"booster_{key}_", lgb.Booster(model_str=text))
+        model.feature_names_ = list(document["feature_names"])
+        model.algorithms_ = list(document["algorithms"])
+        model.param_columns_ = list(document["param_columns"])
+        model.candidates_ = [Candidate(c["algorithm"], c["config"]) for c in document["candidates"]]
+        model.feature_ranges_ = {
+            k: (float(v[0]), float(v[1])) for k, v in document["feature_ranges"].items()
+        }
+        model.n_training_tasks_ = int(document["n_training_tasks"])
+        return model
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters, as scikit-learn estimators report them."""
+        return {
+            "n_estimators": self.n_estimators,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "random_state": self.random_state,
+        }
+
+    # -- helpers -------------------------------------------------------------------------
+    def _params(self, objective: str) -> dict[str, Any]:
+        return {
+            "objective": objective,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_data_in_leaf": self.min_child_samples,
+            "feature_fraction": 0.9,
+            "bagging_fraction": 0.9,
+            "bagging_freq": 1,
+            "seed": self.random_state,
+            "deterministic": True,
+            "num_threads": 1,
+            "verbose": -1,
+        }
+
+    @staticmethod
+    def _param_columns(algorithms: list[str]) -> list[str]:
+        return [
+            f"{algorithm}.{name}"
+            for algorithm in algorithms
+            for name in get_recommender_class(algorithm).search_space()
+        ]
+
+    def _design(
+        self, features: np.ndarray, algorithms: list[str], configs: list[dict[str, Any]]
+    ) -> np.ndarray:
+        """Stack meta-features, the algorithm code and the parameter columns."""
+        n = len(algorithms)
+        params = np.full((n, len(self.param_columns_)), np.nan)
+        column = {name: j for j, name in enumerate(self.param_columns_)}
+        spaces = {a: get_recommender_class(a).search_space() for a in set(algorithms)}
+        codes = np.array(
+            [self.algorithms_.index(a) if a in self.algorithms_ else -1 for a in algorithms],
+            dtype=np.float64,
+        )
+        for i, (algorithm, config) in enumerate(zip(algorithms, configs, strict=True)):
+            for name, value in config.items():
+                j = column.get(f"{algorithm}.{name}")
+                if j is None:
+                    continue
+                dist = spaces[algorithm].get(name)
+                if isinstance(dist, CategoricalDistribution):
+                    params[i, j] = dist.choices.index(value) if value in dist.choices else np.nan
+                else:
+                    params[i, j] = float(value)
+        return np.hstack([features, codes[:, None], params])
+
+    def _feature_row(self, features: dict[str, float]) -> np.ndarray:
+        missing = [n for n in self.feature_names_ if n not in features]
+        if missing:
+            raise ValueError(
+                f"Meta-features {missing[:3]!r} are missing; compute them with "
+                "`dataset_metafeatures` of the same metarec_classic version."
+            )
+        return np.array([features[n] for n in self.feature_names_], dtype=np.float64)
+
+    def _collect_candidates(
+        self, table: pd.DataFrame, configs: list[dict[str, Any]]
+    ) -> list[Candidate]:
+        seen: set[tuple[str, str]] = set()
+        candidates = []
+        defaults = [(a, get_recommender_class(a).default_config()) for a in self.algorithms_]
+        for algorithm, config in [*defaults, *zip(table["algorithm"], configs, strict=True)]:
+            key = (algorithm, json.dumps(config, sort_keys=True))
+            if key not in seen:
+                seen.add(key)
+                candidates.append(Candidate(algorithm, config))
+        return candidates
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "booster_relative_"):
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError(
+                "This MetaModel is not fitted yet; call `fit` with labels or `MetaModel.load`."
+            )

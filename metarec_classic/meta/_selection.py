@@ -1,0 +1,150 @@
+"""Selection: rank algorithms and configurations for a dataset, and plan a warm start."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from metarec_classic.data import Interactions
+from metarec_classic.meta._model import Candidate, MetaModel
+from metarec_classic.metafeatures import dataset_metafeatures
+from metarec_classic.recommenders import get_recommender_class
+
+__all__ = ["Selection", "select"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class Selection:
+    """The meta-model's answer for one dataset.
+
+    Attributes
+    ----------
+    table : DataFrame
+        Every candidate, best first: ``rank``, ``algorithm``, ``config``,
+        ``predicted_relative`` and ``predicted_ndcg@10``.
+    features : dict of str to float
+        The dataset meta-features the answer was computed from.
+    out_of_range : dict
+        Meta-features outside what the meta-model was trained on: name -> (value, low,
+        high). When not empty, the warm start widens.
+    seconds : float
+        Time taken by meta-features and ranking together.
+    """
+
+    table: pd.DataFrame
+    features: dict[str, float]
+    out_of_range: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def best(self) -> Candidate:
+        """The top-ranked configuration (the zero-trial pick)."""
+        row = self.table.iloc[0]
+        return Candidate(row["algorithm"], dict(row["config"]))
+
+    def algorithms(self) -> pd.DataFrame:
+        """One row per algorithm: its best candidate's rank and predictions."""
+        return self.table.drop_duplicates("algorithm").reset_index(drop=True)
+
+    def warm_start(self, n_trials: int) -> tuple[list[str], list[dict[str, Any]]]:
+        """The algorithms to search and the configurations to run first.
+
+        The search covers the top algorithms (3, or 5 when the data lies outside the
+        training range, and never more than ``n_trials``). The queue holds the best
+        predicted configurations of those algorithms (about half the budget), then each
+        one's default, interleaved so that a short search still tries every algorithm
+        early; it never exceeds ``n_trials``.
+        """
+        # A budget smaller than the portfolio searches fewer algorithms, each tried once.
+        n_algorithms = min(5 if self.out_of_range else 3, max(n_trials, 1))
+        algorithms = list(self.algorithms()["algorithm"][:n_algorithms])
+        n_guesses = max(len(algorithms), n_trials // 2)
+        per_algorithm = {
+            a: [dict(c) for c in self.table.loc[self.table["algorithm"] == a, "config"]]
+            for a in algorithms
+        }
+        queue: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        depth = 0
+        while len(queue) < n_guesses and any(depth < len(v) for v in per_algorithm.values()):
+            for algorithm in algorithms:
+                configs = per_algorithm[algorithm]
+                if depth < len(configs):
+                    _append(queue, seen, {"algorithm": algorithm, **configs[depth]})
+            depth += 1
+        for algorithm in algorithms:
+            default = get_recommender_class(algorithm).default_config()
+            _append(queue, seen, {"algorithm": algorithm, **default})
+        # Never queue more than the budget: leftovers would wait in the study forever.
+        return algorithms, queue[: max(n_trials, 1)]
+
+    def to_dict(self, top: int = 10) -> dict[str, Any]:
+        """JSON-ready summary: the top candidates, algorithms, range warnings, time."""
+        head = self.table.head(top)
+        return {
+            "best": {"algorithm": self.best.algorithm, "config": self.best.config},
+            "candidates": head.to_dict(orient="records"),
+            "algorithms": self.algorithms()[
+                ["rank", "algorithm", "predicted_ndcg@10", "predicted_relative"]
+            ].to_dict(orient="records"),
+            "out_of_range": {
+                name: {"value": v, "low": lo, "high": hi}
+                for name, (v, lo, hi) in self.out_of_range.items()
+            },
+            "seconds": self.seconds,
+        }
+
+
+def select(
+    train: Interactions,
+    meta_model: MetaModel,
+    *,
+    random_state: int = 0,
+    landmark_seconds: float = 10.0,
+) -> Selection:
+    """Rank every candidate configuration of ``meta_model`` for ``train``.
+
+    Parameters
+    ----------
+    train : Interactions
+        The data to choose for (a training split: never include test interactions).
+    meta_model : MetaModel
+        A fitted meta-model.
+    random_state : int, default=0
+        Seeds the landmarkers' subsample, so the same data gives the same answer.
+    landmark_seconds : float, default=10.0
+        Time cap of the landmarkers.
+
+    Returns
+    -------
+    Selection
+    """
+    started = time.perf_counter()
+    features = dataset_metafeatures(
+        train, random_state=random_state, landmark_seconds=landmark_seconds
+    )
+    table = meta_model.rank(features)
+    table.insert(0, "rank", range(1, len(table) + 1))
+    out_of_range = meta_model.out_of_range(features)
+    if out_of_range:
+        _log.warning(
+            "%d meta-features of %r lie outside the meta-model's training range (%s); the "
+            "ranking is less certain and the warm start is widened.",
+            len(out_of_range),
+            train.name,
+            ", ".join(sorted(out_of_range)[:5]),
+        )
+    return Selection(table, features, out_of_range, time.perf_counter() - started)
+
+
+def _append(queue: list[dict[str, Any]], seen: set[str], config: dict[str, Any]) -> None:
+    key = repr(sorted(config.items()))
+    if key not in seen:
+        seen.add(key)
+        queue.append(config)

@@ -1,0 +1,312 @@
+"""Dataset meta-features: numbers that describe a training split for the meta-model.
+
+Every feature is computed on the training split only, in time linear in the number of
+interactions, except the landmarkers (cheap models scored on a fixed-size subsample under
+a time cap). No feature is ever NaN or infinite: degenerate data gets the documented
+value below.
+
+Groups (prefix: meaning):
+
+- ``size.*``: counts and their logs, density, mean items per user and users per item.
+- ``user_deg.*`` / ``item_deg.*``: the distribution of interactions per user / per item:
+  mean, std, coefficient of variation, skew, kurtosis, Gini, normalised entropy,
+  quantiles, max over mean, share of users (items) with at most 1, 2 and 5 interactions.
+  A constant distribution has skew 0, kurtosis 0, Gini 0 and entropy 1.
+- ``pop.*``: share of interactions on the top 1 % / 10 % of items, and the share of items
+  needed to cover half and 80 % of interactions (long tail).
+- ``value.*``: ratings or implicit weights: whether they are non-binary, mean, std, skew,
+  number of distinct values (log). Binary data gets mean 1 and 0 elsewhere.
+- ``time.*``: whether timestamps exist, span in days (log), interactions per day (log),
+  median user activity span in days (log); 0 without timestamps.
+- ``landmark.*``: validation NDCG@10 of MostPopular, a 10-neighbour cosine item-kNN and a
+  16-factor PureSVD on a subsample of at most ``landmark_users`` users, and the ratios of
+  the two personalised ones to MostPopular. A landmarker that fails or overruns the
+  time cap gets 0 and ``landmark.complete`` becomes 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from scipy import stats
+
+from metarec_classic.data import Interactions, from_sparse, random_holdout_split
+from metarec_classic.evaluation import evaluate
+from metarec_classic.recommenders import make_recommender
+
+__all__ = ["dataset_feature_names", "dataset_metafeatures", "gini", "normalised_entropy"]
+
+_log = logging.getLogger(__name__)
+
+_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
+_LANDMARKERS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("most_popular", "most_popular", {}),
+    ("itemknn10", "itemknn", {"weighting": "cosine", "n_neighbors": 10}),
+    ("svd16", "pure_svd", {"n_factors": 16}),
+)
+
+
+def dataset_metafeatures(
+    train: Interactions | sp.csr_matrix,
+    *,
+    landmarkers: bool = True,
+    landmark_users: int = 2000,
+    landmark_seconds: float = 10.0,
+    random_state: int = 0,
+) -> dict[str, float]:
+    """Describe a training split by a fixed, ordered set of finite numbers.
+
+    Parameters
+    ----------
+    train : Interactions or sparse matrix of shape (n_users, n_items)
+        Training interactions only (never the test split).
+    landmarkers : bool, default=True
+        Also score the cheap landmark models (the only part that is not linear time).
+    landmark_users : int, default=2000
+        Users sampled for the landmarkers, so their cost does not grow with the data.
+    landmark_seconds : float, default=10.0
+        Time cap of all landmarkers together; the ones not started in time get 0.
+    random_state : int, default=0
+        Seeds the landmark subsample and models, so the features are reproducible.
+
+    Returns
+    -------
+    dict of str to float
+        Keys in the order of :func:`dataset_feature_names`.
+    """
+    data = train if isinstance(train, Interactions) else None
+    matrix = train.user_items if isinstance(train, Interactions) else sp.csr_matrix(train)
+    n_users, n_items = matrix.shape
+    nnz = int(matrix.nnz)
+    user_deg = np.diff(matrix.indptr).astype(np.float64)
+    item_deg = np.bincount(matrix.indices, minlength=n_items).astype(np.float64)
+
+    features: dict[str, float] = {}
+
+    # Sizes.
+    features["size.n_users_log"] = math.log1p(n_users)
+    features["size.n_items_log"] = math.log1p(n_items)
+    features["size.n_interactions_log"] = math.log1p(nnz)
+    features["size.density_log"] = math.log10(max(nnz, 1) / max(n_users * n_items, 1))
+    features["size.users_per_item_log"] = math.log(max(n_users, 1) / max(n_items, 1))
+    features["size.items_per_user"] = nnz / max(n_users, 1)
+    features["size.users_per_item"] = nnz / max(n_items, 1)
+
+    # Degree distributions.
+    features.update(_distribution("user_deg", user_deg))
+    features.update(_distribution("item_deg", item_deg))
+
+    # Popularity concentration and long tail.
+    features.update(_popularity(item_deg))
+
+    # Values (ratings or weights) and time.
+    ratings = data.ratings if data is not None and data.ratings is not None else matrix.data
+    features.update(_values(np.asarray(ratings, dtype=np.float64)))
+    features.update(_time(data, matrix))
+
+    # Landmarkers.
+    features.update(
+        _landmarkers(matrix, landmark_users, landmark_seconds, random_state)
+        if landmarkers
+        else _empty_landmarks()
+    )
+
+    for key, value in features.items():
+        if not math.isfinite(value):
+            raise AssertionError(
+                f"Meta-feature {key!r} is {value!r}. This is a bug in metarec_classic; "
+                "please report it with the data's shape."
+            )
+    return features
+
+
+def _distribution(prefix: str, degrees: np.ndarray) -> dict[str, float]:
+    """Shape of a degree distribution (interactions per user or per item)."""
+    mean = float(degrees.mean()) if degrees.size else 0.0
+    std = float(degrees.std()) if degrees.size else 0.0
+    constant = std == 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        skew = 0.0 if constant else float(stats.skew(degrees))
+        kurt = 0.0 if constant else float(stats.kurtosis(degrees))
+    out = {
+        f"{prefix}.mean_log": math.log1p(mean),
+        f"{prefix}.std_log": math.log1p(std),
+        f"{prefix}.cv": std / mean if mean > 0 else 0.0,
+        f"{prefix}.skew": _finite(skew),
+        f"{prefix}.kurtosis_log": math.copysign(math.log1p(abs(_finite(kurt))), kurt),
+        f"{prefix}.gini": gini(degrees),
+        f"{prefix}.entropy": normalised_entropy(degrees),
+        f"{prefix}.max_over_mean_log": math.log1p(float(degrees.max()) / mean) if mean > 0 else 0.0,
+    }
+    if degrees.size:
+        for q, value in zip(_QUANTILES, np.quantile(degrees, _QUANTILES), strict=True):
+            out[f"{prefix}.q{int(q * 100):02d}_log"] = math.log1p(float(value))
+        for limit in (1, 2, 5):
+            out[f"{prefix}.share_le{limit}"] = float(np.mean(degrees <= limit))
+    else:
+        out.update({f"{prefix}.q{int(q * 100):02d}_log": 0.0 for q in _QUANTILES})
+        out.update({f"{prefix}.share_le{limit}": 0.0 for limit in (1, 2, 5)})
+    return out
+
+
+def _popularity(item_deg: np.ndarray) -> dict[str, float]:
+    """Concentration of interactions on the most popular items."""
+    total = float(item_deg.sum())
+    if total <= 0:
+        return {
+            "pop.top1_share": 0.0,
+            "pop.top10_share": 0.0,
+            "pop.items_for_50": 0.0,
+            "pop.items_for_80": 0.0,
+        }
+    ordered = np.sort(item_deg)[::-1]
+    cumulative = np.cumsum(ordered) / total
+    n = len(ordered)
+    return {
+        "pop.top1_share": float(cumulative[max(math.ceil(0.01 * n), 1) - 1]),
+        "pop.top10_share": float(cumulative[max(math.ceil(0.10 * n), 1) - 1]),
+        "pop.items_for_50": float((np.searchsorted(cumulative, 0.5) + 1) / n),
+        "pop.items_for_80": float((np.searchsorted(cumulative, 0.8) + 1) / n),
+    }
+
+
+def _values(values: np.ndarray) -> dict[str, float]:
+    """Ratings or weights: binary data gets mean 1 and zeros."""
+    distinct = np.unique(values) if values.size else np.array([1.0])
+    if distinct.size <= 1:
+        return {
+            "value.non_binary": 0.0,
+            "value.mean": 1.0,
+            "value.cv": 0.0,
+            "value.skew": 0.0,
+            "value.n_distinct_log": 0.0,
+        }
+    mean, std = float(values.mean()), float(values.std())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        skew = float(stats.skew(values)) if std > 0 else 0.0
+    # Scale-free summaries, so 1-5 stars and 0-10 points are comparable.
+    spread = float(distinct[-1] - distinct[0]) or 1.0
+    return {
+        "value.non_binary": 1.0,
+        "value.mean": (mean - float(distinct[0])) / spread,
+        "value.cv": std / abs(mean) if mean else 0.0,
+        "value.skew": _finite(skew),
+        "value.n_distinct_log": math.log(float(distinct.size)),
+    }
+
+
+def _time(data: Interactions | None, matrix: sp.csr_matrix) -> dict[str, float]:
+    """Time span and rate; zeros without timestamps."""
+    if data is None or data.timestamps is None or data.timestamps.size == 0:
+        return {
+            "time.has": 0.0,
+            "time.span_days_log": 0.0,
+            "time.per_day_log": 0.0,
+            "time.user_span_days_log": 0.0,
+        }
+    ts = data.timestamps
+    span_days = float(ts.max() - ts.min()) / 86400.0
+    # Per-user span from the aligned CSR layout: max minus min within each row segment.
+    starts = matrix.indptr[:-1]
+    nonempty = np.diff(matrix.indptr) > 0
+    user_max = np.maximum.reduceat(ts, starts[nonempty]) if nonempty.any() else np.zeros(1)
+    user_min = np.minimum.reduceat(ts, starts[nonempty]) if nonempty.any() else np.zeros(1)
+    return {
+        "time.has": 1.0,
+        "time.span_days_log": math.log1p(span_days),
+        "time.per_day_log": math.log1p(matrix.nnz / max(span_days, 1.0)),
+        "time.user_span_days_log": math.log1p(float(np.median(user_max - user_min)) / 86400.0),
+    }
+
+
+def _landmarkers(
+    matrix: sp.csr_matrix, max_users: int, seconds: float, seed: int
+) -> dict[str, float]:
+    """Validation NDCG@10 of cheap models on a user subsample, under a time cap."""
+    rng = np.random.default_rng(seed)
+    n_users = matrix.shape[0]
+    users = np.arange(n_users)
+    if n_users > max_users:
+        users = np.sort(rng.choice(n_users, size=max_users, replace=False))
+    sub = matrix[users]
+    # Items no sampled user touched carry no signal; dropping them keeps models small.
+    sub = sub[:, np.flatnonzero(np.diff(sub.tocsc().indptr) > 0)]
+    out = _empty_landmarks()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = from_sparse(sp.csr_matrix(sub, dtype=np.float32), name="landmark")
+            split = random_holdout_split(data, test_fraction=0.2, random_state=seed)
+    except ValueError as err:  # too small to split or score
+        _log.debug("Landmarkers skipped: %s", err)
+        return out
+    deadline = time.perf_counter() + seconds
+    complete = 1.0
+    for key, algorithm, config in _LANDMARKERS:
+        if time.perf_counter() > deadline:
+            complete = 0.0
+            break
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = make_recommender(algorithm, config, random_state=seed)
+                model.fit(split.train)
+                score = evaluate(model, split.train, split.test, k=10).mean["ndcg@10"]
+            out[f"landmark.{key}"] = _finite(float(score))
+        except Exception as err:  # any failure of a cheap model only costs its feature
+            _log.debug("Landmarker %s failed: %s", key, err)
+            complete = 0.0
+    pop = out["landmark.most_popular"]
+    out["landmark.itemknn10_over_pop"] = out["landmark.itemknn10"] / pop if pop > 0 else 0.0
+    out["landmark.svd16_over_pop"] = out["landmark.svd16"] / pop if pop > 0 else 0.0
+    out["landmark.complete"] = complete
+    return out
+
+
+def _empty_landmarks() -> dict[str, float]:
+    keys = [f"landmark.{key}" for key, _, _ in _LANDMARKERS]
+    keys += ["landmark.itemknn10_over_pop", "landmark.svd16_over_pop"]
+    return {**dict.fromkeys(keys, 0.0), "landmark.complete": 0.0}
+
+
+def gini(values: np.ndarray) -> float:
+    """Gini coefficient of non-negative values (0 = equal, towards 1 = concentrated)."""
+    if values.size == 0 or values.sum() <= 0:
+        return 0.0
+    ordered = np.sort(values)
+    n = ordered.size
+    cumulative = np.cumsum(ordered)
+    return float((n + 1 - 2 * (cumulative / cumulative[-1]).sum()) / n)
+
+
+def normalised_entropy(values: np.ndarray) -> float:
+    """Shannon entropy of ``values / sum`` divided by its maximum ``log(n)``.
+
+    A constant distribution (fewer than two values, or all zero) gets 1; all the mass on a
+    single one of several values gets 0.
+    """
+    positive = values[values > 0]
+    if values.size < 2 or positive.size == 0:
+        return 1.0
+    if positive.size == 1:
+        return 0.0
+    p = positive / positive.sum()
+    return float(-(p * np.log(p)).sum() / math.log(values.size))
+
+
+def _finite(value: float) -> float:
+    return value if math.isfinite(value) else 0.0
+
+
+def dataset_feature_names() -> tuple[str, ...]:
+    """Names of every dataset meta-feature, in the order :func:`dataset_metafeatures` uses."""
+    tiny = sp.csr_matrix(np.array([[1, 1, 0], [0, 1, 1]], dtype=np.float32))
+    return tuple(dataset_metafeatures(tiny, landmarkers=False))

@@ -1,0 +1,56 @@
+"""Helpers every recommender family shares: thread counts and clamping to the data."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import scipy.sparse as sp
+
+__all__ = ["clamp_n_factors", "clamp_n_neighbors", "resolve_n_jobs"]
+
+_log = logging.getLogger(__name__)
+
+
+def resolve_n_jobs(n_jobs: int | None) -> int:
+    """Number of threads for ``n_jobs`` in scikit-learn's convention (None → 1, -1 → all)."""
+    n_cpus = os.cpu_count() or 1
+    if n_jobs is None:
+        return 1
+    if n_jobs < 0:
+        return max(1, n_cpus + 1 + n_jobs)
+    return max(1, n_jobs)
+
+
+def clamp_n_factors(model: Any, user_items: sp.csr_matrix) -> int:
+    """``n_factors`` lowered below ``min(n_users, n_items)`` when it cannot fit the data."""
+    limit = max(1, min(user_items.shape) - 1)
+    requested = int(model.n_factors)
+    if requested <= limit:
+        return requested
+    _log.warning(
+        "%s: `n_factors`=%d is not below min(n_users, n_items)=%d; using n_factors=%d.",
+        type(model).__name__,
+        requested,
+        min(user_items.shape),
+        limit,
+    )
+    return limit
+
+
+def clamp_n_neighbors(model: Any, available: int, what: str) -> int:
+    """``n_neighbors`` lowered to the ``available`` candidates (``what`` names them)."""
+    available = max(1, available)
+    requested = int(model.n_neighbors)
+    if requested <= available:
+        return requested
+    _log.warning(
+        "%s: `n_neighbors`=%d exceeds the %d %s available; using n_neighbors=%d.",
+        type(model).__name__,
+        requested,
+        available,
+        what,
+        available,
+    )
+    return available

@@ -1,0 +1,104 @@
+"""Fixtures shared by the whole test suite."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+#: The repository root (the folder that holds ``tests/``).
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Folder of the shared real data sets (``ml-100k/``, ...).
+
+    Taken from the ``METAREC_DATA`` environment variable, else ``<repo>/../shared/data``.
+    When the folder is missing the test is skipped, except on CI (``CI=true``) where a
+    missing data folder is a broken setup and fails the test.
+    """
+    path = Path(os.environ.get("METAREC_DATA", str(REPO_ROOT.parent / "shared" / "data")))
+    if not path.is_dir():
+        message = f"Shared data folder {path} not found; set METAREC_DATA to its location."
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+# -- small real data and a tiny meta-model, built once per session -------------------------
+#: Cheap algorithms used wherever a test needs a label build or a meta-model.
+TINY_ALGORITHMS = ("most_popular", "itemknn", "pure_svd")
+
+
+def _tiny_tasks() -> list:
+    from metarec_classic.meta import Task
+
+    return [
+        Task("ml-100k", "movielens", "users", 0.3, 0, 4000, 400),
+        Task("ml-100k", "movielens", "popular", 300, 1, 4000, 400),
+        Task("filmtrust", "filmtrust", "popular", 300, 0, 4000, 400),
+    ]
+
+
+@pytest.fixture(scope="session")
+def loader(shared_data: Path):
+    """Dataset loader for label builds that reads from the shared data folder."""
+    import warnings
+
+    from metarec_classic.data import load_dataset
+
+    def load(name: str):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return load_dataset(shared_data / name)
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def ml100k(loader):
+    """The whole ml-100k data set (positives: ratings >= 4)."""
+    return loader("ml-100k")
+
+
+@pytest.fixture(scope="session")
+def small_split(ml100k):
+    """A small real cut of ml-100k: (train, validation), about 80 users and 400 items."""
+    from metarec_classic.meta import Task, cut_task
+
+    split = cut_task(Task("ml-100k", "movielens", "users", 0.3, 0, 4000, 400), ml100k)
+    assert split is not None
+    return split
+
+
+@pytest.fixture(scope="session")
+def tiny_tasks() -> list:
+    """Three small tasks cut from ml-100k and filmtrust."""
+    return _tiny_tasks()
+
+
+@pytest.fixture(scope="session")
+def tiny_labels(tiny_tasks, loader):
+    """Labels of the tiny tasks for three cheap algorithms, three configurations each."""
+    from metarec_classic.meta import build_labels
+
+    return build_labels(
+        tiny_tasks, algorithms=TINY_ALGORITHMS, n_configs=3, loader=loader, landmark_seconds=5
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_meta_model(tiny_labels):
+    """A small MetaModel fitted on the tiny labels."""
+    from metarec_classic.meta import MetaModel
+
+    return MetaModel(n_estimators=30, min_child_samples=3).fit(tiny_labels)
+
+
+@pytest.fixture(scope="session")
+def tiny_meta_model_dir(tiny_meta_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder holding the tiny meta-model as saved by ``MetaModel.save``."""
+    return tiny_meta_model.save(tmp_path_factory.mktemp("meta-model"))

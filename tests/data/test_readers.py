@@ -1,0 +1,380 @@
+"""Tests of `read_interactions`: formats, sniffing, id types and every kind of bad input."""
+
+from __future__ import annotations
+
+import gzip
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from metarec_classic.data import from_dataframe, read_interactions
+from metarec_classic.exceptions import DataError, DataWarning
+
+INT64_MAX = np.iinfo(np.int64).max
+INT64_MIN = np.iinfo(np.int64).min
+
+
+def write(tmp_path: Path, text: str | bytes, name: str = "data.txt") -> Path:
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+# -- formats and sniffing --------------------------------------------------------------
+@pytest.mark.parametrize("sep", [",", "\t", ";", "|", "::", " "])
+def test_separator_is_sniffed(tmp_path: Path, sep: str) -> None:
+    lines = ["1", "10", "5"], ["1", "11", "3"], ["2", "10", "4"], ["3", "12", "1"]
+    path = write(tmp_path, "\n".join(sep.join(fields) for fields in lines) + "\n")
+    data = read_interactions(path)
+    assert (data.n_users, data.n_items, data.n_interactions) == (3, 3, 4)
+    frame = data.to_frame().set_index(["user_id", "item_id"])
+    assert frame.loc[(3, 12), "rating"] == 1.0
+    assert frame.loc[(1, 11), "rating"] == 3.0
+
+
+def test_whitespace_runs_and_crlf_are_accepted(tmp_path: Path) -> None:
+    path = write(tmp_path, b"1   10  5\r\n1 11\t3\r\n2  10   4\r\n")
+    data = read_interactions(path)
+    assert data.n_interactions == 3
+    assert sorted(data.to_frame()["rating"].tolist()) == [3.0, 4.0, 5.0]
+
+
+def test_undetectable_separator_asks_for_sep(tmp_path: Path) -> None:
+    path = write(tmp_path, "abc\ndef\n")
+    with pytest.raises(DataError, match=r"Could not detect the field separator.*pass `sep=`"):
+        read_interactions(path)
+
+
+def test_header_with_known_names_is_detected_and_mapped(tmp_path: Path) -> None:
+    path = write(tmp_path, "userId,movieId,rating,timestamp\n1,7,4.5,100\n2,7,2.0,200\n2,8,3,300\n")
+    data = read_interactions(path)
+    assert data.n_interactions == 3
+    assert data.feedback == "explicit"
+    assert data.timestamps is not None
+    assert sorted(data.timestamps.tolist()) == [100.0, 200.0, 300.0]
+
+
+def test_header_names_decide_column_order(tmp_path: Path) -> None:
+    path = write(tmp_path, "item\tuser\tcount\na\tu1\t3\nb\tu1\t1\na\tu2\t2\n")
+    data = read_interactions(path)
+    assert set(data.user_ids) == {"u1", "u2"}
+    assert set(data.item_ids) == {"a", "b"}
+    assert data.feedback == "implicit"
+    assert data.user_items.sum() == pytest.approx(6.0)
+
+
+def test_header_detected_from_non_numeric_value_column(tmp_path: Path) -> None:
+    path = write(tmp_path, "who what score\n1 2 5\n1 3 4\n2 2 1\n")
+    data = read_interactions(path)
+    assert data.n_interactions == 3
+    assert data.user_ids.dtype == np.int64
+    assert data.user_ids.tolist() == [1, 2]
+
+
+def test_explicit_header_false_keeps_first_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "u1 i1\nu1 i2\nu2 i1\n")
+    data = read_interactions(path, header=False)
+    assert data.n_interactions == 3
+    assert data.feedback == "implicit"
+    assert np.all(data.user_items.data == 1.0)
+
+
+def test_two_columns_are_binary_implicit(tmp_path: Path) -> None:
+    path = write(tmp_path, "1,10\n1,11\n2,10\n")
+    data = read_interactions(path)
+    assert data.feedback == "implicit"
+    assert data.ratings is None
+    assert data.user_items.toarray().tolist() == [[1.0, 1.0], [1.0, 0.0]]
+
+
+def test_double_colon_format_with_timestamps(tmp_path: Path) -> None:
+    text = "1::0104257::8::1365029107\n1::1853728::7::1366576639\n2::0104257::3::1\n"
+    path = write(tmp_path, text)
+    data = read_interactions(path)
+    assert data.item_ids.dtype == object
+    assert "0104257" in set(data.item_ids)
+    assert data.timestamps is not None
+    assert data.timestamps.max() == 1366576639.0
+
+
+def test_columns_put_the_item_first_and_skip_fields(tmp_path: Path) -> None:
+    path = write(tmp_path, "B01,A9,5.0,x\nB02,A9,1.0,y\nB01,A8,4.0,z\n")
+    data = read_interactions(path, columns=["item_id", "user_id", "rating", None])
+    assert set(data.user_ids) == {"A9", "A8"}
+    assert set(data.item_ids) == {"B01", "B02"}
+
+
+def test_quoted_csv_fields(tmp_path: Path) -> None:
+    path = write(tmp_path, '"a,1",x,3\n"a,1",y,4\nb,x,5\n')
+    data = read_interactions(path)
+    assert "a,1" in set(data.user_ids)
+    assert data.n_interactions == 3
+
+
+def test_gzip_file_is_decompressed(tmp_path: Path) -> None:
+    path = write(tmp_path, gzip.compress(b"1\t1\t5\n1\t2\t4\n2\t1\t3\n"), name="r.tsv.gz")
+    data = read_interactions(path)
+    assert data.n_interactions == 3
+
+
+def test_date_timestamps_are_parsed(tmp_path: Path) -> None:
+    path = write(tmp_path, "1,1,5,2000-01-02\n1,2,4,2000-01-01\n2,1,3,1970-01-02\n")
+    data = read_interactions(path)
+    assert data.timestamps is not None
+    assert sorted(data.timestamps.tolist()) == [86400.0, 946684800.0, 946771200.0]
+
+
+def test_feedback_argument_turns_third_column_into_weights(tmp_path: Path) -> None:
+    path = write(tmp_path, "1 1 3\n1 1 2\n2 1 1\n2 2 1\n")
+    with pytest.warns(DataWarning, match="merged into it by the rule 'sum'"):
+        data = read_interactions(path, feedback="implicit")
+    assert data.feedback == "implicit"
+    assert data.to_frame().set_index(["user_id", "item_id"]).loc[(1, 1), "weight"] == 5.0
+
+
+def test_positive_threshold_binarizes(tmp_path: Path) -> None:
+    path = write(tmp_path, "1 1 5\n1 2 2\n2 1 4\n2 2 3\n")
+    data = read_interactions(path, positive_threshold=4)
+    assert data.n_interactions == 2
+    assert np.all(data.user_items.data == 1.0)
+    assert data.report.counts["below_threshold_dropped"] == 2
+    assert data.n_users == 2 and data.n_items == 2
+
+
+# -- id types ----------------------------------------------------------------------------
+def test_leading_zero_ids_stay_strings(tmp_path: Path) -> None:
+    path = write(tmp_path, "1 0104257 5\n2 104257 4\n2 0104257 3\n")
+    data = read_interactions(path)
+    assert data.item_ids.dtype == object
+    assert set(data.item_ids) == {"0104257", "104257"}
+    assert data.user_ids.dtype == np.int64
+
+
+def test_int64_extremes_round_trip(tmp_path: Path) -> None:
+    path = write(tmp_path, f"{INT64_MAX} {INT64_MIN} 1\n{INT64_MIN} {INT64_MAX} 2\n")
+    data = read_interactions(path)
+    assert data.user_ids.dtype == np.int64
+    assert set(data.user_ids.tolist()) == {INT64_MAX, INT64_MIN}
+    assert data.user_map.to_index([INT64_MAX]).tolist() == [0]
+
+
+def test_ids_beyond_int64_stay_strings(tmp_path: Path) -> None:
+    big = str(INT64_MAX + 1)
+    path = write(tmp_path, f"{big} 1\n5 2\n")
+    data = read_interactions(path)
+    assert data.user_ids.dtype == object
+    assert big in set(data.user_ids)
+
+
+def test_mixed_ids_in_a_file_all_stay_strings(tmp_path: Path) -> None:
+    path = write(tmp_path, "7 a\nx b\n7 b\n")
+    data = read_interactions(path)
+    assert data.user_ids.tolist() == ["7", "x"]
+    assert data.user_map.to_index([7]).tolist() == [-1]
+
+
+def test_mixed_id_types_in_a_frame_are_converted_and_counted() -> None:
+    frame = pd.DataFrame({"user_id": [1, "a", 2], "item_id": [1, 2, 1]})
+    with pytest.warns(DataWarning, match="mixes integer and string ids; 2 integer"):
+        data = from_dataframe(frame)
+    assert data.report.counts["mixed_user_id_types_converted"] == 2
+    assert sorted(data.user_ids.tolist()) == ["1", "2", "a"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    ids=st.lists(
+        st.one_of(
+            st.integers(min_value=INT64_MIN, max_value=INT64_MAX).map(str),
+            st.from_regex(r"0[0-9]{1,6}", fullmatch=True),
+        ),
+        min_size=2,
+        max_size=30,
+        unique=True,
+    )
+)
+def test_ids_written_to_a_file_read_back_exactly(ids: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "ids.tsv"
+        path.write_text("".join(f"{uid}\titem{k % 2}\n" for k, uid in enumerate(ids)))
+        data = read_interactions(path, header=False)
+    if all(s == str(int(s)) for s in ids):
+        assert data.user_ids.dtype == np.int64
+        assert sorted(data.user_ids.tolist()) == sorted(int(s) for s in ids)
+    else:
+        assert data.user_ids.dtype == object
+        assert sorted(data.user_ids.tolist()) == sorted(ids)
+
+
+# -- bad input ---------------------------------------------------------------------------
+def test_empty_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="is empty"):
+        read_interactions(write(tmp_path, ""))
+
+
+def test_whitespace_only_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="is empty"):
+        read_interactions(write(tmp_path, "\n  \n\n"))
+
+
+def test_header_only_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="has a header line but no data lines"):
+        read_interactions(write(tmp_path, "user,item,rating\n"), header=True)
+
+
+def test_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="does not exist; check `path`"):
+        read_interactions(tmp_path / "nope.csv")
+
+
+def test_columns_without_item_are_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "1,1,5\n2,1,4\n")
+    with pytest.raises(DataError, match=r"`columns` must name the fields \['item_id'\]"):
+        read_interactions(path, columns=["user_id", None, "rating"])
+
+
+def test_unknown_column_role_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "1,1,5\n2,1,4\n")
+    with pytest.raises(ValueError, match=r"unknown roles \['score'\]"):
+        read_interactions(path, columns=["user_id", "item_id", "score"])
+
+
+def test_missing_frame_columns_are_an_error() -> None:
+    frame = pd.DataFrame({"user_id": [1, 2], "item_id": [1, 2]})
+    with pytest.raises(DataError, match=r"Columns \['rating'\] are missing"):
+        from_dataframe(frame, rating_col="rating")
+
+
+def test_too_many_fields_without_columns_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "1,2,3,4,5\n1,3,3,4,5\n")
+    with pytest.raises(DataError, match="5 fields per line; pass `columns=`"):
+        read_interactions(path)
+
+
+def test_nan_and_inf_values_are_dropped_and_counted(tmp_path: Path) -> None:
+    path = write(tmp_path, "1 1 5\n1 2 nan\n2 1 inf\n2 2 3\n3 1 4\n")
+    with pytest.warns(DataWarning, match="NaN or infinite 'rating'"):
+        data = read_interactions(path)
+    assert data.report.counts["nonfinite_rating_dropped"] == 2
+    assert data.n_interactions == 3
+
+
+def test_non_numeric_value_is_dropped_with_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "1 1 5\n1 2 4\n2 1 good\n2 2 3\n")
+    with pytest.warns(DataWarning, match="not a number and were dropped \\(first on line 3\\)"):
+        data = read_interactions(path)
+    assert data.report.counts["non_numeric_rating_dropped"] == 1
+    assert data.n_interactions == 3
+
+
+def test_negative_implicit_weights_are_dropped(tmp_path: Path) -> None:
+    path = write(tmp_path, "user item weight\n1 1 5\n1 2 -2\n2 1 0\n2 2 3\n")
+    with pytest.warns(DataWarning, match="zero or negative implicit weight"):
+        data = read_interactions(path)
+    assert data.report.counts["nonpositive_weight_dropped"] == 2
+    assert data.n_interactions == 2
+
+
+def test_negative_ratings_are_kept(tmp_path: Path) -> None:
+    path = write(tmp_path, "1 1 -9.5\n1 2 0\n2 1 3.2\n")
+    data = read_interactions(path)
+    assert data.ratings is not None
+    assert sorted(data.ratings.tolist()) == pytest.approx([-9.5, 0.0, 3.2])
+
+
+def test_duplicate_ratings_keep_the_latest(tmp_path: Path) -> None:
+    path = write(tmp_path, "1,1,5,300\n1,1,2,100\n1,2,4,50\n2,1,3,10\n")
+    with pytest.warns(DataWarning, match="1 rows repeated an earlier .* rule 'last'"):
+        data = read_interactions(path)
+    assert data.report.counts["duplicate_rows_merged"] == 1
+    frame = data.to_frame().set_index(["user_id", "item_id"])
+    assert frame.loc[(1, 1), "rating"] == 5.0
+    assert frame.loc[(1, 1), "timestamp"] == 300.0
+
+
+def test_duplicate_rule_can_be_chosen(tmp_path: Path) -> None:
+    path = write(tmp_path, "1 1 5\n1 1 2\n1 2 4\n2 1 3\n")
+    with pytest.warns(DataWarning, match="rule 'mean'"):
+        data = read_interactions(path, duplicates="mean")
+    assert data.to_frame().set_index(["user_id", "item_id"]).loc[(1, 1), "rating"] == 3.5
+
+
+def test_single_user_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "1 1\n1 2\n1 3\n")
+    with pytest.raises(DataError, match=r"has 1 user\(s\) and 3 item\(s\)"):
+        read_interactions(path)
+
+
+def test_single_item_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "1 1\n2 1\n3 1\n")
+    with pytest.raises(DataError, match=r"has 3 user\(s\) and 1 item\(s\)"):
+        read_interactions(path)
+
+
+def test_invalid_bytes_name_file_line_and_fix(tmp_path: Path) -> None:
+    path = write(tmp_path, b"1 a 5\n2 b 4\n3 caf\xe9 3\n4 d 1\n")
+    message = r"data\.txt.*not valid utf-8 on line 3.*encoding=\"latin-1\""
+    with pytest.raises(DataError, match=message):
+        read_interactions(path)
+
+
+def test_invalid_bytes_can_be_read_with_the_right_encoding(tmp_path: Path) -> None:
+    path = write(tmp_path, b"1 a 5\n2 b 4\n3 caf\xe9 3\n4 d 1\n")
+    data = read_interactions(path, encoding="latin-1")
+    assert "café" in set(data.item_ids)
+    assert not data.report
+
+
+def test_invalid_bytes_replaced_are_counted(tmp_path: Path) -> None:
+    path = write(tmp_path, b"1 a 5\n2 b 4\n3 caf\xe9 3\n4 d\xff 1\n")
+    with pytest.warns(DataWarning, match=r"2 lines .* not valid utf-8 \(first on line 3\)"):
+        data = read_interactions(path, encoding_errors="replace")
+    assert data.report.counts["invalid_bytes_replaced"] == 2
+    assert data.n_interactions == 4
+    assert "caf\ufffd" in set(data.item_ids)
+
+
+def test_invalid_bytes_skipped_drop_their_lines(tmp_path: Path) -> None:
+    path = write(tmp_path, b"1 a 5\n2 b 4\n3 caf\xe9 3\n4 d 1\n")
+    with pytest.warns(DataWarning, match="those lines were dropped"):
+        data = read_interactions(path, encoding_errors="skip")
+    assert data.report.counts["invalid_bytes_dropped"] == 1
+    assert data.n_interactions == 3
+    assert 3 not in set(data.user_ids.tolist())
+
+
+def test_wrong_field_counts_are_dropped_with_first_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "1,1,5\n1,2,4\n2,1\n2,2,3,9\n3,1,2\n")
+    with pytest.warns(DataWarning, match=r"2 lines .* do not have 3 fields .*first on line 3"):
+        data = read_interactions(path)
+    assert data.report.counts["wrong_field_count_dropped"] == 2
+    assert data.n_interactions == 3
+
+
+def test_no_line_with_the_expected_field_count_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "1,1,5\n1,2,4\n")
+    with pytest.raises(DataError, match=r"No line of .* has the expected 4 fields"):
+        read_interactions(path, columns=["user_id", "item_id", "rating", "timestamp"])
+
+
+def test_blank_lines_inside_are_counted(tmp_path: Path) -> None:
+    path = write(tmp_path, "1 1 5\n\n1 2 4\n2 1 3\n\n\n")
+    data = read_interactions(path)
+    assert data.report.counts["blank_lines_skipped"] == 1
+    assert data.n_interactions == 3
+
+
+def test_empty_id_fields_are_dropped(tmp_path: Path) -> None:
+    path = write(tmp_path, "1,1,5\n,2,4\n2,1,3\n2,2,1\n")
+    with pytest.warns(DataWarning, match="no value in column 'user_id'"):
+        data = read_interactions(path)
+    assert data.report.counts["missing_user_id_dropped"] == 1
+    assert data.user_ids.dtype == np.int64

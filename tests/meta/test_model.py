@@ -1,0 +1,145 @@
+"""Tests of the LightGBM meta-model: fit, rank, contributions and safe persistence."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.exceptions import NotFittedError
+
+from metarec_classic.meta import Candidate, LabelSet, MetaModel, MetaModelFileError
+from metarec_classic.meta._model import FORMAT_VERSION
+from metarec_classic.metafeatures import dataset_feature_names
+from metarec_classic.recommenders import get_recommender_class
+
+
+def _features(labels: LabelSet, row: int = 0) -> dict[str, float]:
+    tasks = labels.tasks
+    return {name: float(tasks.iloc[row][name]) for name in dataset_feature_names()}
+
+
+@pytest.fixture
+def model_dir(tiny_meta_model_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the saved tiny meta-model, free to damage."""
+    return Path(shutil.copytree(tiny_meta_model_dir, tmp_path / "model"))
+
+
+def test_fit_learns_features_algorithms_and_candidates(
+    tiny_labels: LabelSet, tiny_meta_model: MetaModel
+) -> None:
+    model = tiny_meta_model
+    assert model.feature_names_ == list(dataset_feature_names())
+    assert model.algorithms_ == sorted(tiny_labels.labels["algorithm"].unique())
+    assert model.n_training_tasks_ == tiny_labels.tasks.shape[0]
+    # Every algorithm's default is a candidate, and no candidate is repeated.
+    keys = [(c.algorithm, json.dumps(c.config, sort_keys=True)) for c in model.candidates_]
+    assert len(keys) == len(set(keys))
+    for algorithm in model.algorithms_:
+        default = get_recommender_class(algorithm).default_config()
+        assert (algorithm, json.dumps(default, sort_keys=True)) in keys
+    low, high = model.feature_ranges_["size.n_users_log"]
+    assert low <= high
+
+
+def test_rank_orders_every_candidate_best_first(
+    tiny_labels: LabelSet, tiny_meta_model: MetaModel
+) -> None:
+    table = tiny_meta_model.rank(_features(tiny_labels))
+    assert list(table.columns) == ["algorithm", "config", "predicted_relative", "predicted_ndcg@10"]
+    assert len(table) == len(tiny_meta_model.candidates_)
+    assert table["predicted_relative"].is_monotonic_decreasing
+    assert (table["predicted_ndcg@10"] >= 0).all()
+    only = tiny_meta_model.rank(_features(tiny_labels), algorithms=["pure_svd"])
+    assert set(only["algorithm"]) == {"pure_svd"}
+
+
+def test_contributions_add_up_to_the_prediction(
+    tiny_labels: LabelSet, tiny_meta_model: MetaModel
+) -> None:
+    features = _features(tiny_labels, 1)
+    table = tiny_meta_model.rank(features)
+    top = Candidate(table["algorithm"][0], table["config"][0])
+    contributions = tiny_meta_model.contributions(features, top)
+    assert "bias" in contributions.index and "size.n_users_log" in contributions.index
+    assert contributions.sum() == pytest.approx(table["predicted_relative"][0], abs=1e-9)
+    assert contributions.abs().is_monotonic_decreasing
+
+
+def test_save_load_round_trip_gives_identical_rankings(
+    tiny_labels: LabelSet, tiny_meta_model: MetaModel, tiny_meta_model_dir: Path
+) -> None:
+    loaded = MetaModel.load(tiny_meta_model_dir)
+    assert loaded.get_params() == tiny_meta_model.get_params()
+    assert loaded.feature_ranges_ == tiny_meta_model.feature_ranges_
+    for row in range(len(tiny_labels.tasks)):
+        features = _features(tiny_labels, row)
+        pd.testing.assert_frame_equal(loaded.rank(features), tiny_meta_model.rank(features))
+        assert loaded.out_of_range(features) == tiny_meta_model.out_of_range(features)
+
+
+def test_a_changed_booster_file_is_refused(model_dir: Path) -> None:
+    booster = model_dir / "relative.lgb.txt"
+    text = booster.read_text()
+    position = text.index("leaf_value=") + len("leaf_value=")
+    digit = text[position]
+    booster.write_text(text[:position] + ("1" if digit != "1" else "2") + text[position + 1 :])
+    with pytest.raises(MetaModelFileError, match=r"checksum of .*relative\.lgb\.txt.* does not"):
+        MetaModel.load(model_dir)
+
+
+def test_a_truncated_booster_file_is_refused(model_dir: Path) -> None:
+    booster = model_dir / "best.lgb.txt"
+    booster.write_text(booster.read_text()[:-200])
+    with pytest.raises(MetaModelFileError, match=r"checksum .* changed or truncated"):
+        MetaModel.load(model_dir)
+
+
+def test_a_truncated_json_is_refused(model_dir: Path) -> None:
+    meta = model_dir / "metamodel.json"
+    meta.write_text(meta.read_text()[:100])
+    with pytest.raises(MetaModelFileError, match=r"not valid JSON .* damaged or truncated"):
+        MetaModel.load(model_dir)
+
+
+def test_another_format_version_is_refused(model_dir: Path) -> None:
+    meta = model_dir / "metamodel.json"
+    document = json.loads(meta.read_text())
+    document["format_version"] = FORMAT_VERSION + 1
+    meta.write_text(json.dumps(document))
+    with pytest.raises(MetaModelFileError, match=rf"format version {FORMAT_VERSION + 1}.*Retrain"):
+        MetaModel.load(model_dir)
+
+
+def test_missing_files_are_refused(model_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(MetaModelFileError, match=r"metamodel\.json is missing"):
+        MetaModel.load(tmp_path / "nowhere")
+    (model_dir / "best.lgb.txt").unlink()
+    with pytest.raises(MetaModelFileError, match=r"best\.lgb\.txt' is missing"):
+        MetaModel.load(model_dir)
+
+
+def test_unfitted_and_bad_inputs(tiny_labels: LabelSet, tiny_meta_model: MetaModel) -> None:
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        MetaModel().rank(_features(tiny_labels))
+    features = _features(tiny_labels)
+    del features["pop.top1_share"]
+    with pytest.raises(ValueError, match=r"Meta-features \['pop.top1_share'\] are missing"):
+        tiny_meta_model.rank(features)
+    failed = LabelSet(tiny_labels.labels.assign(state="FAIL", score=np.nan), tiny_labels.tasks)
+    with pytest.raises(ValueError, match="no completed trial"):
+        MetaModel().fit(failed)
+
+
+def test_out_of_range_reports_features_far_outside_training(
+    tiny_labels: LabelSet, tiny_meta_model: MetaModel
+) -> None:
+    features = _features(tiny_labels)
+    low, high = tiny_meta_model.feature_ranges_["size.n_users_log"]
+    features["size.n_users_log"] = high + 10 * (high - low) + 5
+    report = tiny_meta_model.out_of_range(features)
+    assert "size.n_users_log" in report
+    assert report["size.n_users_log"] == (features["size.n_users_log"], low, high)

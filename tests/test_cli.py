@@ -1,0 +1,219 @@
+"""Tests of the installed ``metarec`` command, run as a subprocess."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from metarec_classic.data import Interactions
+
+
+def _executable() -> str:
+    found = shutil.which("metarec") or str(Path(sys.executable).parent / "metarec")
+    if not Path(found).is_file():
+        pytest.fail(f"The `metarec` command is not installed (looked for {found}).")
+    return found
+
+
+def run(*args: str | os.PathLike[str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the installed command; stdout and stderr are kept apart."""
+    return subprocess.run(
+        [_executable(), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "PYTHONWARNINGS": "default"},
+    )
+
+
+def run_json(*args: str | os.PathLike[str]) -> dict:
+    """Run with --json; stdout must be exactly one JSON document."""
+    result = run(*args, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # fails on anything but a single document
+
+
+@pytest.fixture(scope="module")
+def string_csv(ml100k: Interactions, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CSV of 150 ml-100k users with ids like "u007" and item ids with leading zeros."""
+    frame = ml100k.to_frame()
+    frame = frame[frame["user_id"] < 150]
+    path = tmp_path_factory.mktemp("csv") / "events.csv"
+    pd.DataFrame(
+        {
+            "user_id": [f"u{u:03d}" for u in frame["user_id"]],
+            "item_id": [f"{i:05d}" for i in frame["item_id"]],
+        }
+    ).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_dir(
+    string_csv: Path, tiny_meta_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    out = tmp_path_factory.mktemp("fitted") / "model"
+    document = run_json("fit", string_csv, "--meta-model", tiny_meta_model_dir, "--out", out)
+    assert document["saved_to"] == str(out)
+    assert document["algorithm"] in {"most_popular", "itemknn", "pure_svd"}
+    assert all(row["user_id"].startswith("u") for row in document["example_recommendations"])
+    return out
+
+
+# -- information and evaluation ---------------------------------------------------------------
+def test_info_demo_json() -> None:
+    document = run_json("info", "--demo")
+    assert document["name"] == "demo"
+    assert document["n_users"] > 0 and document["n_items"] > 0
+    assert document["n_interactions"] > document["n_users"]
+    assert 0 < document["density"] < 1
+
+
+def test_info_human_readable_output(string_csv: Path) -> None:
+    result = run("info", string_csv)
+    assert result.returncode == 0, result.stderr
+    assert "n_users: 149" in result.stdout
+
+
+def test_evaluate_shared_dataset(shared_data: Path) -> None:
+    document = run_json("evaluate", shared_data / "ml-100k", "--algorithm", "most_popular")
+    assert document["algorithm"] == "most_popular"
+    assert 0 < document["test"]["ndcg@10"] < 1
+    assert document["n_users_evaluated"] > 0
+
+
+def test_tune_json_with_logs_and_progress_on_stderr(string_csv: Path) -> None:
+    result = run(
+        "tune",
+        string_csv,
+        "--algorithm",
+        "most_popular",
+        "--trials",
+        "2",
+        "--json",
+        "--verbose",
+        "--progress",
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)  # exactly one JSON document, nothing else
+    assert document["n_trials_complete"] == 2 and document["n_trials_failed"] == 0
+    assert 0 < document["validation"]["ndcg@10"] < 1
+    assert document["test"] == document["test_default_config"]
+    # The log line of the finished search and the progress bar went to stderr.
+    assert "Tuned most_popular" in result.stderr and "2/2" in result.stderr
+    assert "Tuned" not in result.stdout
+
+
+# -- bad input -----------------------------------------------------------------------------------
+def test_missing_file_is_bad_input(tmp_path: Path) -> None:
+    result = run("info", tmp_path / "missing.csv")
+    assert result.returncode == 2
+    assert "missing.csv" in result.stderr and "neither an existing file" in result.stderr
+    assert result.stdout == ""
+
+
+def test_bad_params_json_is_bad_input(string_csv: Path) -> None:
+    result = run("evaluate", string_csv, "--algorithm", "most_popular", "--params", "{oops")
+    assert result.returncode == 2
+    assert "`--params` must be a JSON object" in result.stderr and "{oops" in result.stderr
+
+
+def test_params_that_are_not_an_object_are_bad_input(string_csv: Path) -> None:
+    result = run("evaluate", string_csv, "--algorithm", "most_popular", "--params", "[1, 2]")
+    assert result.returncode == 2
+    assert "`--params` must be a JSON object; got list" in result.stderr
+
+
+def test_unknown_algorithm_is_bad_input() -> None:
+    result = run("evaluate", "--demo", "--algorithm", "deep_magic")  # refused before loading
+    assert result.returncode == 2
+    assert "invalid choice: 'deep_magic'" in result.stderr
+
+
+def test_data_and_demo_together_is_bad_input(string_csv: Path) -> None:
+    result = run("info", string_csv, "--demo")
+    assert result.returncode == 2
+    assert "either a DATA path or --demo, not both" in result.stderr
+
+
+def test_no_data_is_bad_input() -> None:
+    result = run("info")
+    assert result.returncode == 2
+    assert "No data given" in result.stderr
+
+
+def test_csv_with_one_column_is_bad_input(tmp_path: Path) -> None:
+    path = tmp_path / "one.csv"
+    path.write_text("user_id\nu1\nu2\nu3\n")
+    result = run("info", path)
+    assert result.returncode == 2
+    assert "one.csv" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# -- fit and recommend ---------------------------------------------------------------------------
+def test_recommend_prints_csv_with_original_ids(model_dir: Path, string_csv: Path) -> None:
+    result = run("recommend", model_dir, "--users", "u007,u010", "--k", "3")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "user_id,item_id,rank,score"
+    table = pd.read_csv(io.StringIO(result.stdout), dtype={"user_id": str, "item_id": str})
+    assert list(table["user_id"]) == ["u007"] * 3 + ["u010"] * 3
+    assert list(table["rank"]) == [1, 2, 3, 1, 2, 3]
+    known = set(pd.read_csv(string_csv, dtype=str)["item_id"])
+    assert set(table["item_id"]) <= known
+    assert all(len(i) == 5 for i in table["item_id"])  # leading zeros kept
+
+
+def test_recommend_json_and_an_unknown_user(model_dir: Path, tmp_path: Path) -> None:
+    users = tmp_path / "users.txt"
+    users.write_text("u007\nsomeone-new\n")
+    result = run("recommend", model_dir, "--users", users, "--k", "4", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["user_id"] for r in rows] == ["u007"] * 4 + ["someone-new"] * 4
+    assert all(isinstance(r["item_id"], str) and len(r["item_id"]) == 5 for r in rows)
+    assert [r["rank"] for r in rows if r["user_id"] == "someone-new"] == [1, 2, 3, 4]
+
+
+def test_recommend_from_a_folder_without_a_model(tmp_path: Path) -> None:
+    result = run("recommend", tmp_path, "--users", "u007")
+    assert result.returncode == 2
+    assert "No fitted MetaRecommender" in result.stderr
+
+
+# -- building a corpus and training a meta-model ----------------------------------------------
+def test_build_corpus_then_train_meta(shared_data: Path, tmp_path: Path) -> None:
+    labels_dir = tmp_path / "labels"
+    built = run_json(
+        "build-corpus",
+        shared_data / "filmtrust",
+        "--algorithms",
+        "most_popular",
+        "pure_svd",
+        "--configs",
+        "2",
+        "--max-interactions",
+        "3000",
+        "--storage",
+        tmp_path / "corpus.journal",
+        "--out",
+        labels_dir,
+    )
+    assert built["saved_to"] == str(labels_dir)
+    assert built["n_tasks"] == 4 and built["n_configs"] == 2
+    assert built["n_labels"] == built["n_tasks"] * (1 + 2)  # most_popular 1, pure_svd 2
+    assert (labels_dir / "labels.csv.gz").is_file()
+
+    trained = run_json("train-meta", labels_dir, "--out", tmp_path / "meta")
+    assert trained["algorithms"] == ["most_popular", "pure_svd"]
+    assert trained["n_tasks"] == built["n_tasks"]
+    assert (tmp_path / "meta" / "metamodel.json").is_file()

@@ -1,0 +1,148 @@
+"""Tests of MetaRecommender: zero-trial and warm-started fits, original ids, persistence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.exceptions import NotFittedError
+
+from metarec_classic import MetaRecommender
+from metarec_classic.data import Interactions, from_dataframe
+from metarec_classic.meta import MetaModel
+from metarec_classic.recommenders import RecommenderFileError
+from metarec_classic.tuning import Portfolio
+
+
+@pytest.fixture(scope="module")
+def string_data(ml100k: Interactions) -> Interactions:
+    """200 ml-100k users with ids like "u007" and items like "00042" (leading zeros)."""
+    frame = ml100k.to_frame()
+    frame = frame[frame["user_id"] < 200]
+    frame = pd.DataFrame(
+        {
+            "user_id": [f"u{u:03d}" for u in frame["user_id"]],
+            "item_id": [f"{i:05d}" for i in frame["item_id"]],
+        }
+    )
+    return from_dataframe(frame, name="strings")
+
+
+@pytest.fixture(scope="module")
+def fitted(string_data: Interactions, tiny_meta_model: MetaModel) -> MetaRecommender:
+    return MetaRecommender(tiny_meta_model, n_trials=0).fit(string_data)
+
+
+def test_zero_trials_fits_the_meta_model_pick(
+    fitted: MetaRecommender, string_data: Interactions
+) -> None:
+    assert fitted.tuning_ is None
+    assert fitted.algorithm_ == fitted.selection_.best.algorithm
+    assert fitted.config_ == fitted.selection_.best.config
+    assert fitted.model_.name == fitted.algorithm_
+    assert fitted.model_.user_items_.nnz == string_data.n_interactions
+    assert fitted.user_map_ == string_data.user_map and fitted.fit_seconds_ > 0
+
+
+def test_small_search_is_warm_started_with_the_queue(
+    string_data: Interactions, tiny_meta_model: MetaModel
+) -> None:
+    rec = MetaRecommender(tiny_meta_model, n_trials=3, random_state=1).fit(string_data)
+    assert rec.tuning_ is not None
+    algorithms, queue = rec.selection_.warm_start(3)
+    portfolio = Portfolio(algorithms)
+    trials = rec.tuning_.study.trials
+    n_run = min(3, len(queue))
+    assert [t.params for t in trials[:n_run]] == [portfolio.encode(c) for c in queue[:n_run]]
+    assert rec.tuning_.n_complete == 3
+    assert rec.algorithm_ == rec.tuning_.best_algorithm
+    assert rec.config_ == rec.tuning_.best_config
+    assert rec.algorithm_ in algorithms
+
+
+def test_recommend_with_original_string_ids(fitted: MetaRecommender) -> None:
+    table = fitted.recommend(["u007", "u010"], k=4)
+    assert list(table.columns) == ["user_id", "item_id", "rank", "score"]
+    assert list(table["user_id"]) == ["u007"] * 4 + ["u010"] * 4
+    assert list(table["rank"]) == [1, 2, 3, 4] * 2
+    assert all(isinstance(i, str) and len(i) == 5 for i in table["item_id"])
+    assert set(table["item_id"]) <= set(fitted.item_map_.ids)
+    # Items of the user's history are not recommended.
+    row = fitted.user_map_.to_index(["u007"])[0]
+    seen = set(fitted.item_map_.ids[fitted.model_.user_items_[row].indices])
+    assert not seen & set(table.loc[table["user_id"] == "u007", "item_id"])
+
+
+def test_an_unseen_user_gets_the_popular_list(fitted: MetaRecommender) -> None:
+    table = fitted.recommend(["stranger", "u007"], k=5)
+    stranger = table[table["user_id"] == "stranger"]
+    assert list(stranger["rank"]) == [1, 2, 3, 4, 5]
+    popularity = fitted.model_.item_popularity_
+    expected = fitted.item_map_.ids[np.argsort(-popularity, kind="stable")[:5]]
+    assert set(stranger["item_id"]) == set(expected)
+    # An integer id is not the string "7": it is unseen too, not user "u007".
+    assert len(fitted.recommend([7], k=3)) == 3
+
+
+def test_save_load_round_trip_gives_identical_recommendations(
+    fitted: MetaRecommender, tmp_path: Path
+) -> None:
+    folder = fitted.save(tmp_path / "rec")
+    loaded = MetaRecommender.load(folder)
+    users = ["u001", "u007", "u150", "nobody"]
+    pd.testing.assert_frame_equal(loaded.recommend(users, k=7), fitted.recommend(users, k=7))
+    assert loaded.algorithm_ == fitted.algorithm_ and loaded.config_ == fitted.config_
+    assert loaded.user_map_ == fitted.user_map_ and loaded.item_map_ == fitted.item_map_
+    assert loaded.saved_selection_["best"]["algorithm"] == fitted.algorithm_
+
+
+def test_a_meta_model_object_does_not_break_saving(fitted: MetaRecommender, tmp_path: Path) -> None:
+    """Regression: the nested parameters of a MetaModel object (``meta_model__...``) were
+    saved, and loading then failed with an unexpected keyword argument."""
+    folder = fitted.save(tmp_path / "rec")
+    params = json.loads((folder / "metarecommender.json").read_text())["params"]
+    assert not any("__" in name for name in params)
+    assert MetaRecommender.load(folder).get_params()["n_trials"] == 0
+
+
+def test_tampered_model_arrays_are_refused(fitted: MetaRecommender, tmp_path: Path) -> None:
+    folder = fitted.save(tmp_path / "rec")
+    arrays = folder / "model" / "arrays.npz"
+    raw = bytearray(arrays.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    arrays.write_bytes(bytes(raw))
+    with pytest.raises(RecommenderFileError, match=r"checksum .* does not match"):
+        MetaRecommender.load(folder)
+
+
+def test_load_of_a_folder_without_a_model(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"No fitted MetaRecommender .*`metarec fit"):
+        MetaRecommender.load(tmp_path)
+
+
+def test_explain_lists_meta_features_with_contributions(fitted: MetaRecommender) -> None:
+    frame = fitted.explain(top=5)
+    assert list(frame.columns) == ["feature", "value", "contribution"]
+    assert 0 < len(frame) <= 5
+    assert set(frame["feature"]) <= set(fitted.selection_.features)
+    for _, row in frame.iterrows():
+        assert row["value"] == fitted.selection_.features[row["feature"]]
+    assert frame["contribution"].abs().is_monotonic_decreasing
+
+
+def test_explain_after_load_says_what_is_missing(fitted: MetaRecommender, tmp_path: Path) -> None:
+    loaded = MetaRecommender.load(fitted.save(tmp_path / "rec"))
+    with pytest.raises(NotFittedError, match="loaded from disk does not keep"):
+        loaded.explain()
+
+
+def test_bad_arguments(string_data: Interactions, tiny_meta_model: MetaModel) -> None:
+    with pytest.raises(NotFittedError, match="not fitted"):
+        MetaRecommender(tiny_meta_model).recommend(["u007"])
+    with pytest.raises(TypeError, match="must be an Interactions"):
+        MetaRecommender(tiny_meta_model).fit(string_data.user_items)
+    with pytest.raises(ValueError, match="`n_trials` must be an int >= 0"):
+        MetaRecommender(tiny_meta_model, n_trials=-1).fit(string_data)

@@ -1,0 +1,97 @@
+"""Tests of storage resolution: memory, journal files, database URLs and their errors."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.storages import BaseStorage, InMemoryStorage, JournalStorage, RDBStorage
+
+from metarec_classic.exceptions import MetarecError, MetarecWarning
+from metarec_classic.tuning import StorageError, mask_url, resolve_storage
+
+BAD_POSTGRES = "postgresql+psycopg2://u:secret@127.0.0.1:1/db"
+# Optuna marks the heartbeat of database storages as experimental.
+OPTUNA_HEARTBEAT_WARNING = pytest.mark.filterwarnings(
+    "ignore::optuna.exceptions.ExperimentalWarning"
+)
+
+
+def test_none_keeps_the_study_in_memory() -> None:
+    assert resolve_storage(None) is None
+
+
+def test_a_storage_object_is_returned_as_is() -> None:
+    storage = InMemoryStorage()
+    assert resolve_storage(storage) is storage
+
+
+@pytest.mark.parametrize("as_path", [False, True])
+def test_journal_path_creates_parents_and_holds_a_study(tmp_path: Path, as_path: bool) -> None:
+    target = tmp_path / "nested" / "deeper" / "studies.journal"
+    storage = resolve_storage(target if as_path else str(target))
+    assert isinstance(storage, JournalStorage)
+    study = optuna.create_study(study_name="s", storage=storage)
+    study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.5))
+    # A second resolution of the same path sees the study written by the first.
+    again = optuna.load_study(study_name="s", storage=resolve_storage(str(target)))
+    assert [t.value for t in again.trials] == [0.5]
+
+
+def test_directory_is_refused_with_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match=r"is a directory.*studies\.journal") as info:
+        resolve_storage(tmp_path)
+    assert isinstance(info.value, MetarecError)
+
+
+def test_sqlite_url_warns_that_it_is_for_one_process(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    with pytest.warns(MetarecWarning, match="SQLite storage .* one process; use PostgreSQL"):
+        storage = resolve_storage(url)
+    assert isinstance(storage, RDBStorage)
+    assert isinstance(storage, BaseStorage)
+
+
+@OPTUNA_HEARTBEAT_WARNING
+def test_unreachable_postgres_masks_the_password_and_names_the_checks() -> None:
+    with pytest.raises(StorageError, match=r"u:\*\*\*@127\.0\.0\.1:1/db") as info:
+        resolve_storage(BAD_POSTGRES)
+    message = str(info.value)
+    assert "secret" not in message
+    # Either the driver is missing (and the message says how to install it) or the
+    # server is unreachable (and the message lists what to check).
+    assert "running and reachable" in message or "pip install" in message
+
+
+@OPTUNA_HEARTBEAT_WARNING
+def test_postgres_url_without_installed_driver_names_module_and_install_command() -> None:
+    """Regression: Optuna re-raises the missing module as a plain ImportError, which used
+    to lose the install hint."""
+    # SQLAlchemy 2.1 maps a bare `postgresql://` to psycopg 3, which is not a dependency.
+    if importlib.util.find_spec("psycopg") is not None:
+        pytest.skip("psycopg 3 is installed, so the driver is not missing.")
+    with pytest.raises(
+        StorageError, match=r"no module named 'psycopg'.*metarec-classic\[postgres\]"
+    ):
+        resolve_storage("postgresql://u:secret@127.0.0.1:1/db")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql+psycopg2://u:secret@host:5432/db", "postgresql+psycopg2://u:***@host:5432/db"),
+        ("postgresql://user:p%40ss/w@host/db", "postgresql://user:***@host/db"),
+        ("postgresql://:secret@host/db", "postgresql://:***@host/db"),
+        (
+            "postgresql://host/db?user=u&password=secret&x=1",
+            "postgresql://host/db?user=u&password=***&x=1",
+        ),
+        ("postgresql://u@host/db", "postgresql://u@host/db"),
+        ("sqlite:///studies.db", "sqlite:///studies.db"),
+    ],
+)
+def test_mask_url(url: str, expected: str) -> None:
+    assert mask_url(url) == expected
+    assert "secret" not in mask_url(url)

@@ -1,0 +1,268 @@
+"""Tests of `tune`: results, failures, resuming, warm starts, joint searches, no test leak."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from metarec_classic.data import Interactions, random_holdout_split
+from metarec_classic.exceptions import TuningError
+from metarec_classic.recommenders import PureSVDRecommender, get_recommender_class
+from metarec_classic.tuning import Portfolio, TuningResult, trials_frame, tune
+from metarec_classic.tuning import _tune as tune_module
+
+
+@pytest.fixture(scope="module")
+def train(small_split: tuple[Interactions, Interactions]) -> Interactions:
+    return small_split[0]
+
+
+def _in_space(algorithm: str, config: dict[str, Any]) -> bool:
+    space = get_recommender_class(algorithm).search_space()
+    if set(config) != set(space):
+        return False
+    return all(dist._contains(dist.to_internal_repr(config[key])) for key, dist in space.items())
+
+
+def _entries(matrix: sp.csr_matrix) -> set[tuple[int, int]]:
+    coo = matrix.tocoo()
+    return set(zip(coo.row.tolist(), coo.col.tolist(), strict=True))
+
+
+# -- the result ------------------------------------------------------------------------------
+def test_best_config_is_in_the_space_and_scores_the_best_trial(train: Interactions) -> None:
+    result = tune("pure_svd", train, n_trials=4, seed=0)
+    assert isinstance(result, TuningResult)
+    assert result.best_algorithm == "pure_svd"
+    assert _in_space("pure_svd", result.best_config)
+    complete = result.trials[result.trials["state"] == "COMPLETE"]
+    assert len(result.trials) == 4 and result.n_complete == 4 and result.n_failed == 0
+    assert result.best_score == pytest.approx(complete["score"].max())
+    assert 0.0 < result.best_score <= 1.0
+    assert result.metric == "ndcg@10"
+    # The row of the best trial holds the best configuration.
+    best_row = complete.loc[complete["score"].idxmax()]
+    assert {k: best_row[f"config.{k}"] for k in result.best_config} == result.best_config
+
+
+def test_every_trial_records_config_score_and_fit_time(train: Interactions) -> None:
+    result = tune("itemknn", train, n_trials=3, seed=1)
+    frame = result.trials
+    assert list(frame["number"]) == [0, 1, 2]
+    for _, row in frame.iterrows():
+        assert row["state"] == "COMPLETE"
+        assert math.isfinite(row["score"]) and row["fit_time"] > 0
+        assert pd.isna(row["fail_reason"])
+        config = {k[len("config.") :]: v for k, v in row.items() if k.startswith("config.")}
+        assert _in_space("itemknn", config)
+    # The first trial is the default configuration (queued first by default).
+    assert result.study.trials[0].params == get_recommender_class("itemknn").default_config()
+
+
+def test_trials_frame_of_an_empty_study_has_the_columns() -> None:
+    import optuna
+
+    frame = trials_frame(optuna.create_study())
+    assert list(frame.columns) == ["number", "state", "score", "fit_time", "fail_reason"]
+    assert frame.empty
+
+
+# -- failures -------------------------------------------------------------------------------
+def test_a_failing_configuration_records_its_reason(
+    train: Interactions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = PureSVDRecommender._fit
+
+    def fussy_fit(self: PureSVDRecommender, user_items: sp.csr_matrix) -> None:
+        if self.n_factors != 20:
+            raise RuntimeError(f"refusing n_factors={self.n_factors}")
+        original(self, user_items)
+
+    monkeypatch.setattr(PureSVDRecommender, "_fit", fussy_fit)
+    result = tune("pure_svd", train, n_trials=3, seed=0)
+    assert result.n_complete == 1 and result.n_failed == 2
+    assert result.best_config["n_factors"] == 20
+    failed = result.trials[result.trials["state"] == "FAIL"]
+    for _, row in failed.iterrows():
+        assert row["fail_reason"] == f"RuntimeError: refusing n_factors={row['config.n_factors']}"
+        assert pd.isna(row["score"])
+
+
+def test_every_trial_failing_raises_tuning_error_with_the_reasons(
+    train: Interactions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_fit(self: PureSVDRecommender, user_items: sp.csr_matrix) -> None:
+        raise RuntimeError("out of cheese")
+
+    monkeypatch.setattr(PureSVDRecommender, "_fit", broken_fit)
+    with pytest.raises(
+        TuningError, match=r"Every trial of 'pure_svd' failed \(2 trials\).*out of cheese"
+    ):
+        tune("pure_svd", train, n_trials=2, seed=0)
+
+
+def test_nan_score_is_a_failed_trial(train: Interactions, monkeypatch: pytest.MonkeyPatch) -> None:
+    def nan_evaluate(*args: Any, **kwargs: Any) -> Any:
+        return SimpleNamespace(mean={"ndcg@10": float("nan")})
+
+    monkeypatch.setattr(tune_module, "evaluate", nan_evaluate)
+    with pytest.raises(TuningError, match=r"The validation ndcg@10 is nan"):
+        tune("most_popular", train, n_trials=1)
+
+
+@pytest.mark.parametrize("n_trials", [0, -1, 2.5])
+def test_n_trials_must_be_positive_int(train: Interactions, n_trials: Any) -> None:
+    with pytest.raises(ValueError, match="`n_trials` must be a positive int"):
+        tune("most_popular", train, n_trials=n_trials)
+
+
+# -- resuming and warm starts -----------------------------------------------------------------
+def test_resume_from_journal_adds_only_the_missing_trials(
+    train: Interactions, tmp_path: Path
+) -> None:
+    storage = tmp_path / "studies.journal"
+    first = tune("pure_svd", train, n_trials=3, storage=storage, study_name="resume", seed=3)
+    before = [(t.number, t.params, t.value) for t in first.study.trials]
+    second = tune("pure_svd", train, n_trials=5, storage=str(storage), study_name="resume", seed=3)
+    assert len(second.study.trials) == 5
+    assert len(second.trials) == 5
+    assert [(t.number, t.params, t.value) for t in second.study.trials[:3]] == before
+    # Asking again for 5 runs nothing more.
+    third = tune("pure_svd", train, n_trials=5, storage=storage, study_name="resume", seed=3)
+    assert len(third.study.trials) == 5
+
+
+def test_enqueued_configs_run_first_in_order(train: Interactions) -> None:
+    queued = [{"n_factors": 7, "n_iter": 3}, {"n_factors": 33, "n_iter": 5}]
+    result = tune("pure_svd", train, n_trials=4, enqueue=queued, enqueue_default=False)
+    assert [t.params for t in result.study.trials[:2]] == queued
+
+    with_default = tune("pure_svd", train, n_trials=3, enqueue=queued)
+    expected = [PureSVDRecommender.default_config(), *queued]
+    assert [t.params for t in with_default.study.trials] == expected
+
+
+def test_enqueued_config_outside_the_space_is_refused(train: Interactions) -> None:
+    with pytest.raises(ValueError, match=r"parameters \['n_neighbors'\] outside the search space"):
+        tune("pure_svd", train, n_trials=1, enqueue=[{"n_neighbors": 5}])
+
+
+# -- joint searches ---------------------------------------------------------------------------
+def test_joint_search_decodes_algorithm_and_config(train: Interactions) -> None:
+    result = tune(["most_popular", "pure_svd"], train, n_trials=4, seed=0)
+    assert result.algorithm == "most_popular+pure_svd"
+    best_params = result.study.best_trial.params
+    assert result.best_algorithm == best_params["algorithm"]
+    assert _in_space(result.best_algorithm, result.best_config)
+    prefix = f"{result.best_algorithm}."
+    assert result.best_config == {
+        k[len(prefix) :]: v for k, v in best_params.items() if k.startswith(prefix)
+    }
+    # The defaults of both algorithms run first, in the given order.
+    first_two = [t.params for t in result.study.trials[:2]]
+    assert first_two == [
+        {"algorithm": "most_popular"},
+        {"algorithm": "pure_svd", "pure_svd.n_factors": 20, "pure_svd.n_iter": 7},
+    ]
+
+
+def test_joint_search_picks_the_enqueued_winner(
+    train: Interactions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With scores fixed by the algorithm, decoding must return the winner's own config."""
+    real_evaluate = tune_module.evaluate
+
+    def biased(model: Any, *args: Any, **kwargs: Any) -> Any:
+        result = real_evaluate(model, *args, **kwargs)
+        if model.name == "pure_svd" and model.n_factors == 9:
+            result.mean["ndcg@10"] = 0.99
+        return result
+
+    monkeypatch.setattr(tune_module, "evaluate", biased)
+    result = tune(
+        ["most_popular", "pure_svd"],
+        train,
+        n_trials=3,
+        enqueue=[{"algorithm": "pure_svd", "n_factors": 9, "n_iter": 4}],
+    )
+    assert result.best_algorithm == "pure_svd"
+    assert result.best_config == {"n_factors": 9, "n_iter": 4}
+    assert result.best_score == pytest.approx(0.99)
+
+
+def test_portfolio_encode_decode_round_trip() -> None:
+    portfolio = Portfolio(["itemknn", "pure_svd", "itemknn"])
+    assert portfolio.algorithms == ["itemknn", "pure_svd"] and portfolio.joint
+    params = portfolio.encode({"algorithm": "pure_svd", "n_factors": np.int64(8)})
+    assert params == {"algorithm": "pure_svd", "pure_svd.n_factors": 8}
+    assert type(params["pure_svd.n_factors"]) is int
+    assert portfolio.decode({**params, "itemknn.n_neighbors": 3}) == ("pure_svd", {"n_factors": 8})
+    with pytest.raises(ValueError, match="must name its `algorithm`"):
+        portfolio.encode({"n_factors": 8})
+    single = Portfolio("pure_svd")
+    assert not single.joint
+    assert single.encode({"algorithm": "pure_svd", "n_iter": 3}) == {"n_iter": 3}
+    with pytest.raises(ValueError, match="at least one algorithm"):
+        Portfolio([])
+    with pytest.raises(ValueError, match="Unknown algorithm 'nope'"):
+        Portfolio("nope")
+
+
+# -- the test split is never seen ---------------------------------------------------------------
+def test_validation_is_cut_from_train_only(
+    small_split: tuple[Interactions, Interactions], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train_val = small_split[0]
+    split = random_holdout_split(train_val, test_fraction=0.3, random_state=0)
+    train, test = split.train, split.test
+    train_entries, test_entries = _entries(train.user_items), _entries(test.user_items)
+    assert test_entries and not train_entries & test_entries
+
+    seen: list[tuple[set[tuple[int, int]], set[tuple[int, int]]]] = []
+    fitted: list[set[tuple[int, int]]] = []
+    real_evaluate = tune_module.evaluate
+
+    def spy(model: Any, fit_part: Interactions, validation: Interactions, **kwargs: Any) -> Any:
+        seen.append((_entries(fit_part.user_items), _entries(validation.user_items)))
+        fitted.append(_entries(model.user_items_))
+        return real_evaluate(model, fit_part, validation, **kwargs)
+
+    monkeypatch.setattr(tune_module, "evaluate", spy)
+    tune("most_popular", train, n_trials=2, seed=5)
+    assert len(seen) == 2
+    for (fit_entries, validation_entries), model_entries in zip(seen, fitted, strict=True):
+        assert validation_entries and fit_entries
+        # Fit part and validation partition the training split; nothing comes from test.
+        assert fit_entries | validation_entries == train_entries
+        assert not fit_entries & validation_entries
+        assert not (fit_entries | validation_entries) & test_entries
+        assert model_entries == fit_entries
+
+
+def test_explicit_validation_fits_on_the_whole_train(
+    small_split: tuple[Interactions, Interactions], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train, validation = small_split
+    fitted: list[int] = []
+    real_evaluate = tune_module.evaluate
+
+    def spy(model: Any, *args: Any, **kwargs: Any) -> Any:
+        fitted.append(model.user_items_.nnz)
+        return real_evaluate(model, *args, **kwargs)
+
+    monkeypatch.setattr(tune_module, "evaluate", spy)
+    result = tune("most_popular", train, n_trials=1, validation=validation)
+    assert fitted == [train.n_interactions]
+    # The score is the one of most_popular fitted on train, scored on validation.
+    from metarec_classic.evaluation import evaluate
+    from metarec_classic.recommenders import make_recommender
+
+    expected = evaluate(make_recommender("most_popular").fit(train), train, validation, k=10)
+    assert result.best_score == pytest.approx(expected.mean["ndcg@10"])
