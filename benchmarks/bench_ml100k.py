@@ -20,8 +20,6 @@ from __future__ import annotations
 import time
 import warnings
 
-from bench_selection import without_family
-
 from metarec_classic import MetaRecommender
 from metarec_classic.data import load_dataset, random_holdout_split, validation_split
 from metarec_classic.evaluation import evaluate
@@ -65,7 +63,7 @@ def main() -> int:
 
     timed("EASE, L2 from 7 values on validation", ease_grid)
 
-    labels = without_family(load_shipped_labels(), "movielens")
+    labels = load_shipped_labels().without_family("movielens")
     meta_model = MetaModel().fit(labels)
     for trials in (0, 20):
         rec = MetaRecommender(meta_model, n_trials=trials)

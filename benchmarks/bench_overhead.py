@@ -520,7 +520,7 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
 
 def print_environment() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} logical cores, {platform.platform()}")
-    print(f"python {platform.python_version()}")
+    print(f"python {platform.python_version()}; {_load()}")
     print(
         f"metarec_classic {metarec_classic.__version__}, implicit {implicit.__version__}, "
         f"numpy {np.__version__}, scipy {scipy.__version__}, scikit-learn {sklearn.__version__}, "
@@ -532,6 +532,12 @@ def print_environment() -> None:
                 f"BLAS: {pool['internal_api']} {pool.get('version')} "
                 f"({pool['num_threads']} threads) {os.path.basename(pool['filepath'])}"
             )
+
+
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages: other work on the machine skews timings."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
 
 
 def _threads(params: dict[str, Any]) -> str:
@@ -591,7 +597,7 @@ def main() -> int:
     print(f"\nrows failing their goal: {len(failures)}")
     for failure in failures:
         print(f"  {failure}")
-    print(f"total wall time {time.perf_counter() - started:.1f} s")
+    print(f"total wall time {time.perf_counter() - started:.1f} s; {_load()}")
     return 0
 
 

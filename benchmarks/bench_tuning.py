@@ -208,7 +208,8 @@ def main() -> int:
     started = time.perf_counter()
     print(
         f"tuning benchmark: {len(datasets)} datasets × {len(algorithms)} algorithms, "
-        f"{args.trials} trials, timeout {args.timeout:g} s per study, {os.cpu_count()} cores",
+        f"{args.trials} trials, timeout {args.timeout:g} s per study, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )
     done = done_pairs(args.out)
@@ -225,6 +226,10 @@ def main() -> int:
             flush=True,
         )
         for algorithm in todo:
+            if (dataset, algorithm) in done_pairs(args.out):
+                # Another run writing the same table finished this pair meanwhile.
+                print(f"  {dataset} {algorithm}: already in {args.out.name}", flush=True)
+                continue
             pair_started = time.perf_counter()
             row = run_pair(dataset, algorithm, split, args.trials, args.timeout)
             append_row(args.out, row)

@@ -39,12 +39,28 @@ SEEDS = (0,)
 N_CONFIGS = 8
 MAX_INTERACTIONS = 25_000
 MAX_ITEMS = 3_000
+LARGE_MAX_INTERACTIONS = 80_000
+LARGE_MAX_ITEMS = 6_000
 
 
 def corpus_tasks(seeds: tuple[int, ...] = SEEDS) -> list:
-    """The tasks of the shipped corpus: every shared dataset except the demo alias."""
+    """The tasks of the shipped corpus: every shared dataset except the demo alias.
+
+    Small cuts of every kind, plus one larger cut of each whole dataset (all users,
+    bigger caps), so that the meta-model also sees data of the size users bring.
+    """
     datasets = [(name, info.family) for name, info in DATASETS.items() if name != "demo"]
-    return make_tasks(datasets, seeds=seeds, max_interactions=MAX_INTERACTIONS, max_items=MAX_ITEMS)
+    small = make_tasks(
+        datasets, seeds=seeds, max_interactions=MAX_INTERACTIONS, max_items=MAX_ITEMS
+    )
+    large = make_tasks(
+        datasets,
+        plan=[("users", 1.0)],
+        seeds=seeds,
+        max_interactions=LARGE_MAX_INTERACTIONS,
+        max_items=LARGE_MAX_ITEMS,
+    )
+    return small + large
 
 
 def main() -> int:

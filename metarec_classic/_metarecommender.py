@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 from metarec_classic.data import IdMap, Interactions
 from metarec_classic.meta import MetaModel, Selection, load_pretrained, select
 from metarec_classic.recommenders import (
+    RecommenderFileError,
     load_recommender,
     make_recommender,
     save_recommender,
@@ -150,6 +152,15 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         check_is_fitted(self, "model_")
         ids = np.atleast_1d(np.asarray(user_ids, dtype=object))
         rows = self.user_map_.to_index(ids)
+        unknown = rows < 0
+        if unknown.any():
+            _log.warning(
+                "%d of %d users are not in the training data (e.g. %r); they get the most "
+                "popular items.",
+                int(unknown.sum()),
+                len(ids),
+                ids[unknown][0],
+            )
         # Unknown users get an index past the training users: the popularity fallback.
         rows = np.where(rows < 0, self.model_.user_items_.shape[0], rows)
         items, scores = self.model_.recommend(rows, k=k, exclude_seen=exclude_seen)
@@ -207,7 +218,9 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
             "user_ids": _ids_to_json(self.user_map_),
             "item_ids": _ids_to_json(self.item_map_),
         }
-        (path / _FILE).write_text(json.dumps(document, default=_json_default) + "\n")
+        document = json.loads(json.dumps(document, default=_json_default))
+        document["sha256"] = _digest(document)
+        (path / _FILE).write_text(json.dumps(document) + "\n")
         return path
 
     @classmethod
@@ -219,7 +232,19 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
                 f"No fitted MetaRecommender in {str(path)!r} ({_FILE} is missing); create "
                 "one with `metarec fit DATA --out DIR`."
             )
-        document = json.loads((path / _FILE).read_text())
+        text = (path / _FILE).read_text()
+        try:
+            document = json.loads(text)
+            stored_digest = document.pop("sha256")
+        except (json.JSONDecodeError, KeyError, AttributeError) as err:
+            raise RecommenderFileError(
+                f"{str(path / _FILE)!r} is damaged or truncated ({err}); fit and save again."
+            ) from err
+        if _digest(document) != stored_digest:
+            raise RecommenderFileError(
+                f"The checksum of {str(path / _FILE)!r} does not match the one recorded when "
+                "it was saved: the file was changed. Fit and save the model again."
+            )
         rec = cls(**document["params"])
         rec.model_ = load_recommender(path / "model")
         rec.algorithm_ = document["algorithm"]
@@ -227,6 +252,13 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         rec.user_map_ = _ids_from_json(document["user_ids"])
         rec.item_map_ = _ids_from_json(document["item_ids"])
         rec.saved_selection_ = document["selection"]
+        shape = rec.model_.user_items_.shape
+        if (len(rec.user_map_), len(rec.item_map_)) != shape:
+            raise RecommenderFileError(
+                f"The model in {str(path)!r} holds {shape[0]} users × {shape[1]} items but its "
+                f"id lists have {len(rec.user_map_)} and {len(rec.item_map_)}; the folder is "
+                "inconsistent. Fit and save the model again."
+            )
         return rec
 
     # -- helpers -------------------------------------------------------------------------
@@ -238,6 +270,12 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
                 load_pretrained() if self.meta_model is None else MetaModel.load(self.meta_model)
             )
         return self._loaded_meta_model
+
+
+def _digest(document: dict[str, Any]) -> str:
+    """SHA-256 of a JSON document in canonical form (sorted keys, no spaces)."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def _ids_to_json(id_map: IdMap) -> dict[str, Any]:

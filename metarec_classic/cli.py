@@ -67,7 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"metarec: error: {_message(err)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("metarec: interrupted.", file=sys.stderr)
+        storage = getattr(args, "storage", None)
+        hint = (
+            f" Finished trials are saved in {storage!r}; rerun the same command to resume."
+            if storage
+            else " Nothing was saved: pass --storage FILE to make a search resumable."
+        )
+        print(f"metarec: interrupted.{hint}", file=sys.stderr)
         return 130
     except Exception as err:  # the last line of defence: report, never a bare traceback
         if args.debug:
@@ -180,6 +186,9 @@ def _cmd_select(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"`--out` {args.out!r} is a file; give a folder for the fitted model.")
     data = _load(args)
     rec = MetaRecommender(
         meta_model=args.meta_model,
@@ -197,10 +206,11 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
         "n_interactions": data.n_interactions,
         "algorithm": rec.algorithm_,
         "config": rec.config_,
-        "predicted_ndcg@10": float(rec.selection_.table["predicted_ndcg@10"].iloc[0]),
+        "predicted_ndcg@10": _predicted(rec),
         "selection_seconds": rec.selection_.seconds,
         "fit_seconds": rec.fit_seconds_,
         "out_of_range_features": sorted(rec.selection_.out_of_range),
+        "loading_report": data.report.to_dict()["counts"],
         "saved_to": str(args.out),
     }
     if rec.tuning_ is not None:
@@ -257,6 +267,13 @@ def _cmd_train_meta(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # -- helpers -------------------------------------------------------------------------------
+def _predicted(rec: MetaRecommender) -> float:
+    """The meta-model's predicted NDCG@10 of the chosen algorithm at its best candidate."""
+    table = rec.selection_.table
+    rows = table[table["algorithm"] == rec.algorithm_]
+    return float(rows["predicted_ndcg@10"].iloc[0]) if len(rows) else float("nan")
+
+
 def _family(name: str) -> str:
     info = DATASETS.get(name)
     return info.family if info is not None else Path(name).stem
@@ -267,6 +284,11 @@ def _read_user_ids(spec: str, user_map: IdMap) -> np.ndarray:
     path = Path(spec)
     if path.is_file():
         raw = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    elif "/" in spec or path.suffix in (".txt", ".csv", ".tsv"):
+        raise BadInput(
+            f"`--users` {spec!r} looks like a file but does not exist; give an existing file "
+            "with one user id per line, or comma-separated ids."
+        )
     else:
         raw = [part.strip() for part in spec.split(",") if part.strip()]
     if not raw:
@@ -429,7 +451,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--trials",
         type=int,
         default=0,
-        help="warm-started search trials (0: the meta-model's pick, no search)",
+        help="warm-started search trials (default 0: fit the meta-model's pick, no search)",
     )
     sub.add_argument("--timeout", type=float, help="seconds")
     sub.add_argument("--storage", help="journal file path or database URL of the search")

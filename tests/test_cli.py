@@ -217,3 +217,20 @@ def test_build_corpus_then_train_meta(shared_data: Path, tmp_path: Path) -> None
     assert trained["algorithms"] == ["most_popular", "pure_svd"]
     assert trained["n_tasks"] == built["n_tasks"]
     assert (tmp_path / "meta" / "metamodel.json").is_file()
+
+
+def test_users_file_that_does_not_exist_is_bad_input(model_dir: Path, tmp_path: Path) -> None:
+    result = run("recommend", model_dir, "--users", tmp_path / "users.txt")
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr
+    assert result.stdout == ""
+
+
+def test_fit_refuses_an_out_path_that_is_a_file_before_fitting(
+    string_csv: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "afile"
+    target.write_text("not a folder")
+    result = run("fit", string_csv, "--out", target)
+    assert result.returncode == 2
+    assert "is a file" in result.stderr

@@ -146,3 +146,33 @@ def test_bad_arguments(string_data: Interactions, tiny_meta_model: MetaModel) ->
         MetaRecommender(tiny_meta_model).fit(string_data.user_items)
     with pytest.raises(ValueError, match="`n_trials` must be an int >= 0"):
         MetaRecommender(tiny_meta_model, n_trials=-1).fit(string_data)
+
+
+def test_one_unknown_id_does_not_send_known_users_to_the_fallback(
+    fitted: MetaRecommender,
+) -> None:
+    """Regression: an unknown id of another type once made every user look unknown."""
+    known = fitted.user_map_.ids[0]
+    alone = fitted.recommend([known], k=5)
+    mixed = fitted.recommend([known, 12345], k=5)
+    assert mixed[mixed["user_id"] == known]["item_id"].tolist() == alone["item_id"].tolist()
+
+
+def test_an_edited_model_document_is_refused(fitted: MetaRecommender, tmp_path: Path) -> None:
+    folder = fitted.save(tmp_path / "model")
+    path = folder / "metarecommender.json"
+    document = json.loads(path.read_text())
+    document["user_ids"]["ids"] = document["user_ids"]["ids"][1:]  # shifts every user
+    path.write_text(json.dumps(document))
+    with pytest.raises(RecommenderFileError, match="checksum"):
+        MetaRecommender.load(folder)
+
+
+def test_edited_recommender_parameters_are_refused(fitted: MetaRecommender, tmp_path: Path) -> None:
+    folder = fitted.save(tmp_path / "model")
+    path = folder / "model" / "recommender.json"
+    document = json.loads(path.read_text())
+    document["params"] = {**document["params"], "unexpected": 1}
+    path.write_text(json.dumps(document))
+    with pytest.raises(RecommenderFileError, match="checksum"):
+        MetaRecommender.load(folder)

@@ -55,10 +55,23 @@ class IdMap:
         Integer-like strings are not matched against integer ids (and vice versa):
         ``"7"`` and ``7`` are different ids, as they were in the input.
         """
-        query = _as_id_array(np.atleast_1d(np.asarray(ids, dtype=object)))
-        if self.ids.dtype.kind in "iu" and query.dtype.kind not in "iu":
-            return np.full(len(query), missing, dtype=np.int64)
-        found = self._index.get_indexer(query).astype(np.int64)
+        raw = np.atleast_1d(np.asarray(ids, dtype=object))
+        found = np.full(len(raw), -1, dtype=np.int64)
+        # Each id is matched on its own: one id of another type must not hide the rest.
+        is_int = np.fromiter(
+            (isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in raw),
+            dtype=bool,
+            count=len(raw),
+        )
+        if self.ids.dtype.kind in "iu":
+            if is_int.any():
+                found[is_int] = self._index.get_indexer(raw[is_int].astype(np.int64))
+        else:
+            text = ~is_int
+            if text.any():
+                found[text] = self._index.get_indexer(
+                    np.array([str(v) for v in raw[text]], dtype=object)
+                )
         if missing != -1:
             found[found < 0] = missing
         return found

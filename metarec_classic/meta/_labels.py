@@ -97,6 +97,12 @@ class LabelSet:
         (path / "provenance.json").write_text(json.dumps(self.provenance, indent=2) + "\n")
         return path
 
+    def without_family(self, family: str) -> LabelSet:
+        """The labels of every task outside the dataset ``family`` (for held-out tests)."""
+        tasks = self.tasks[self.tasks["family"] != family]
+        keep = self.labels["task_id"].isin(tasks["task_id"])
+        return LabelSet(self.labels[keep], tasks, dict(self.provenance))
+
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> LabelSet:
         """Read a folder written by :meth:`save`."""

@@ -138,7 +138,7 @@ def select(
             "ranking is less certain and the warm start is widened.",
             len(out_of_range),
             train.name,
-            ", ".join(sorted(out_of_range)[:5]),
+            _first_names(out_of_range),
         )
     return Selection(table, features, out_of_range, time.perf_counter() - started)
 
@@ -148,3 +148,10 @@ def _append(queue: list[dict[str, Any]], seen: set[str], config: dict[str, Any])
     if key not in seen:
         seen.add(key)
         queue.append(config)
+
+
+def _first_names(names: dict[str, Any], shown: int = 5) -> str:
+    """The first ``shown`` names, sorted, and how many more there are."""
+    ordered = sorted(names)
+    more = f" and {len(ordered) - shown} more" if len(ordered) > shown else ""
+    return ", ".join(ordered[:shown]) + more

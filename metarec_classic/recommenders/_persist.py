@@ -68,6 +68,7 @@ def save_recommender(model: BaseRecommender, folder: str | os.PathLike[str]) -> 
         "values": values,
         "arrays_sha256": digest,
     }
+    document["json_sha256"] = _json_digest(document)
     (path / _JSON).write_text(json.dumps(document, indent=1, default=_plain) + "\n")
     return path
 
@@ -85,6 +86,13 @@ def load_recommender(folder: str | os.PathLike[str]) -> BaseRecommender:
         raise RecommenderFileError(
             f"{str(path / _JSON)!r} is not valid JSON ({err}); the file is damaged or truncated."
         ) from err
+    if not isinstance(document, dict) or document.pop("json_sha256", None) != _json_digest(
+        document
+    ):
+        raise RecommenderFileError(
+            f"The checksum of {str(path / _JSON)!r} does not match the one recorded when it "
+            "was saved: the file was changed or truncated. Fit and save it again."
+        )
     if document.get("format_version") != FORMAT_VERSION:
         raise RecommenderFileError(
             f"The recommender in {str(path)!r} has format version "
@@ -137,3 +145,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"Cannot write {type(value).__name__} to JSON.")
+
+
+def _json_digest(document: Any) -> str:
+    """SHA-256 of a JSON document in canonical form (sorted keys, no spaces)."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), default=_plain)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -175,17 +175,21 @@ def tune(
     name = study_name or f"{portfolio.label}-{train.name or 'data'}-seed{seed}"
     previous_level = quiet_optuna()
     try:
+        resolved = resolve_storage(storage)
+        # A resumed study gets a sampler seeded by its history, so that it does not
+        # replay the configurations its first run already tried.
+        n_before = _count_existing(resolved, name)
         study = optuna.create_study(
             study_name=name,
-            storage=resolve_storage(storage),
+            storage=resolved,
             direction="maximize",
-            sampler=optuna.samplers.TPESampler(seed=seed),
+            sampler=optuna.samplers.TPESampler(seed=seed + n_before),
             load_if_exists=True,
         )
         queue = portfolio.defaults() if enqueue_default else []
         for params in [*queue, *(portfolio.encode(config) for config in enqueue or [])]:
             study.enqueue_trial(params, skip_if_exists=True)
-        remaining = n_trials - _count(study, TrialState.COMPLETE, TrialState.FAIL)
+        remaining = n_trials - _count_finished(study)
         if remaining > 0:
             study.optimize(
                 objective,
@@ -378,14 +382,38 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
 
 
 def quiet_optuna() -> int:
-    """Lower Optuna's logging to WARNING; return the previous level to restore it.
+    """Lower Optuna's logging to ERROR; return the previous level to restore it.
 
-    Our searches log one line per finished search; Optuna's per-trial lines would
-    bury it.
+    Our searches log one line per finished search; Optuna's per-trial lines, with a
+    traceback for every failed trial, would bury it. The reason of each failure is kept
+    in the trials table (``fail_reason``) instead.
     """
     previous = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     return previous
+
+
+def _count_existing(storage: BaseStorage | None, name: str) -> int:
+    """Trials already in the study ``name`` (0 when it does not exist yet)."""
+    if storage is None:
+        return 0
+    try:
+        return len(optuna.load_study(study_name=name, storage=storage).trials)
+    except KeyError:
+        return 0
+
+
+def _count_finished(study: optuna.Study) -> int:
+    """Trials that count against the budget: completed, or failed for a recorded reason.
+
+    A failed trial without a reason was interrupted (Ctrl-C, a dead process); it says
+    nothing about its configuration, so a resumed search runs another trial instead.
+    """
+    return sum(
+        trial.state == TrialState.COMPLETE
+        or (trial.state == TrialState.FAIL and FAIL_REASON_ATTR in trial.user_attrs)
+        for trial in study.get_trials(deepcopy=False)
+    )
 
 
 def _count(study: optuna.Study, *states: TrialState) -> int:

@@ -251,3 +251,14 @@ def test_a_configuration_run_twice_gives_one_label(
     again = export_labels(storage, TASKS[:1], algorithms=["pure_svd"], n_configs=N_CONFIGS)
     assert len(again.labels) == _design_size("pure_svd")
     pd.testing.assert_frame_equal(_sorted(again), _sorted(first))
+
+
+def test_without_family_drops_exactly_that_familys_tasks(uninterrupted: LabelSet) -> None:
+    families = uninterrupted.tasks.set_index("task_id")["family"]
+    family = families.iloc[0]
+    held_out = uninterrupted.without_family(family)
+    assert family not in set(held_out.tasks["family"])
+    assert set(held_out.labels["task_id"]) == set(families[families != family].index)
+    # Everything else is kept, row for row.
+    others = uninterrupted.labels[uninterrupted.labels["task_id"].map(families) != family]
+    assert len(held_out.labels) == len(others)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 import scipy.sparse as sp
@@ -266,3 +268,29 @@ def test_explicit_validation_fits_on_the_whole_train(
 
     expected = evaluate(make_recommender("most_popular").fit(train), train, validation, k=10)
     assert result.best_score == pytest.approx(expected.mean["ndcg@10"])
+
+
+def test_a_resumed_search_does_not_replay_the_first_configurations(
+    train: Interactions, tmp_path: Path
+) -> None:
+    """Regression: a resumed study once restarted its sampler and repeated trials 1, 2, ..."""
+    storage = tmp_path / "studies.journal"
+    tune("rp3beta", train, n_trials=3, storage=storage, study_name="replay", seed=1)
+    resumed = tune("rp3beta", train, n_trials=6, storage=storage, study_name="replay", seed=1)
+    configs = [json.dumps(t.params, sort_keys=True) for t in resumed.study.trials]
+    assert len(configs) == 6
+    assert len(set(configs)) == 6
+
+
+def test_an_interrupted_trial_does_not_count_against_the_budget(
+    train: Interactions, tmp_path: Path
+) -> None:
+    """A failed trial without a recorded reason (Ctrl-C, a dead process) is run again."""
+    storage = tmp_path / "studies.journal"
+    first = tune("pure_svd", train, n_trials=2, storage=storage, study_name="cut", seed=0)
+    interrupted = first.study.ask()
+    first.study.tell(interrupted, state=optuna.trial.TrialState.FAIL)
+    resumed = tune("pure_svd", train, n_trials=3, storage=storage, study_name="cut", seed=0)
+    states = [t.state.name for t in resumed.study.trials]
+    assert states.count("COMPLETE") == 3
+    assert states.count("FAIL") == 1
