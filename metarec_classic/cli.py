@@ -59,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     warnings.simplefilter("default")
+    warnings.showwarning = _show_warning
     try:
         result = args.handler(args)
     except (MetarecError, ValueError, TypeError, FileNotFoundError, KeyError) as err:
@@ -119,6 +120,11 @@ def _cmd_info(args: argparse.Namespace) -> dict[str, Any]:
     }
     if data.ratings is not None and len(data.ratings):
         info["rating_range"] = [float(data.ratings.min()), float(data.ratings.max())]
+        if len(np.unique(data.user_items.data[:10_000])) > 1:
+            info["hint"] = (
+                "Ratings are kept as interaction weights; pass --threshold X to keep only "
+                "ratings >= X as positives (recommended for explicit feedback)."
+            )
     return info
 
 
@@ -267,6 +273,18 @@ def _cmd_train_meta(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # -- helpers -------------------------------------------------------------------------------
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """Warnings as one line for people at a terminal, without source file and code."""
+    print(f"metarec: warning: {message}", file=sys.stderr)
+
+
 def _predicted(rec: MetaRecommender) -> float:
     """The meta-model's predicted NDCG@10 of the chosen algorithm at its best candidate."""
     table = rec.selection_.table

@@ -23,6 +23,10 @@ _log = logging.getLogger(__name__)
 #: ``_SCORE_BATCH * n_items`` floats.
 _SCORE_BATCH = 2048
 
+#: ``top_k`` screens candidates on every ``_SCREEN_STRIDE``-th column first.
+_SCREEN_STRIDE = 8
+_F32_MAX = float(np.finfo(np.float32).max)
+
 
 class BaseRecommender(BaseEstimator):  # type: ignore[misc]
     """Base class of every recommender: scikit-learn estimator contract plus top-k lists.
@@ -238,23 +242,47 @@ def top_k(
     Ties are broken by the lower item index, so results are deterministic.
     """
     scores = np.array(scores, dtype=np.float32, copy=True)
-    np.nan_to_num(
-        scores, copy=False, nan=-np.inf, posinf=float(np.finfo(np.float32).max), neginf=-np.inf
-    )
+    # NaN -> -inf and +inf -> the largest float32, in two passes instead of nan_to_num's.
+    nan = np.isnan(scores)
+    if nan.any():
+        scores[nan] = -np.inf
+    np.minimum(scores, _F32_MAX, out=scores)
     if exclude is not None and exclude.nnz:
         rows = np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr))
         scores[rows, exclude.indices] = -np.inf
-    n_items = scores.shape[1]
+    n_rows, n_items = scores.shape
     k = min(k, n_items)
+
+    # Screen: the k-th best of every 8th column is a lower bound of each row's k-th best,
+    # so the items at or above it hold the whole top k, boundary ties included. Sorting
+    # those few by (row, -score, index) gives the lists directly.
+    sample = scores[:, ::_SCREEN_STRIDE]
+    if n_rows and sample.shape[1] >= 4 * k:
+        bound = np.partition(sample, sample.shape[1] - k, axis=1)[:, sample.shape[1] - k]
+        row, col = np.nonzero(scores >= bound[:, None])
+        if row.size <= 0.1 * scores.size:
+            value = scores[row, col]
+            order = np.lexsort((col, -value, row))
+            col, value = col[order], value[order]
+            take = (np.searchsorted(row[order], np.arange(n_rows))[:, None] + np.arange(k)).ravel()
+            ids = col[take].reshape(n_rows, k).astype(np.int64)
+            values = value[take].reshape(n_rows, k)
+            ids[~np.isfinite(values) & (values < 0)] = -1
+            return ids, values
+
+    # Full partition (heavy ties or short rows). Only rows with more candidates than k at
+    # the k-th score need the lowest-index tie-break.
     if k < n_items:
-        # Keep every item above the k-th best score, then fill up with the lowest-index
-        # items equal to it: argpartition alone picks arbitrarily among boundary ties.
-        kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
-        above = scores > kth
-        tied = scores == kth
-        need = k - above.sum(axis=1, keepdims=True)
-        keep = above | (tied & (np.cumsum(tied, axis=1) <= need))
-        part = np.nonzero(keep)[1].reshape(len(scores), k)
+        kth = np.partition(scores, n_items - k, axis=1)[:, n_items - k : n_items - k + 1]
+        keep = scores >= kth
+        excess = np.flatnonzero(keep.sum(axis=1) > k)
+        if excess.size:
+            sub, sub_kth = scores[excess], kth[excess]
+            above = sub > sub_kth
+            tied = sub == sub_kth
+            need = k - above.sum(axis=1, keepdims=True)
+            keep[excess] = above | (tied & (np.cumsum(tied, axis=1) <= need))
+        part = np.nonzero(keep)[1].reshape(n_rows, k)
     else:
         part = np.broadcast_to(np.arange(n_items), scores.shape).copy()
     part_scores = np.take_along_axis(scores, part, axis=1)
