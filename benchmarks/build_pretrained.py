@@ -24,11 +24,13 @@ from pathlib import Path
 
 from metarec_classic.data import DATASETS, load_dataset
 from metarec_classic.meta import (
+    LabelSet,
     MetaModel,
     build_labels,
     export_labels,
     make_tasks,
     pretrained_path,
+    recompute_task_features,
     shipped_labels_path,
 )
 
@@ -63,11 +65,35 @@ def corpus_tasks(seeds: tuple[int, ...] = SEEDS) -> list:
     return small + large
 
 
+def complete_tasks_only(labels: LabelSet) -> LabelSet:
+    """Drop tasks that not every algorithm has labelled yet (a build still under way).
+
+    A task's relative scores are taken against its best label, so a task missing an
+    algorithm would overstate the others.
+    """
+    per_task = labels.labels.groupby("task_id")["algorithm"].nunique()
+    complete = per_task[per_task == per_task.max()].index
+    dropped = sorted(set(labels.tasks["task_id"]) - set(complete))
+    if dropped:
+        print(f"left out {len(dropped)} tasks not yet labelled by every algorithm: {dropped}")
+    tasks = labels.tasks[labels.tasks["task_id"].isin(complete)]
+    return LabelSet(
+        labels.labels[labels.labels["task_id"].isin(complete)],
+        tasks,
+        {**labels.provenance, "n_tasks": len(tasks)},
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--journal", type=Path, default=DEFAULT_JOURNAL)
     parser.add_argument("--shard", default="0/1", help="i/n: run every n-th task from i")
     parser.add_argument("--export", action="store_true", help="export labels, train, save")
+    parser.add_argument(
+        "--refresh-features",
+        action="store_true",
+        help="with --export: compute the tasks' meta-features again (no search is rerun)",
+    )
     parser.add_argument("--labels-out", type=Path, default=shipped_labels_path())
     parser.add_argument("--model-out", type=Path, default=pretrained_path())
     args = parser.parse_args()
@@ -78,6 +104,9 @@ def main() -> int:
 
     if args.export:
         labels = export_labels(str(args.journal), tasks, n_configs=N_CONFIGS)
+        labels = complete_tasks_only(labels)
+        if args.refresh_features:
+            labels = recompute_task_features(labels, tasks, loader=load_dataset)
         labels.save(args.labels_out)
         model = MetaModel().fit(labels)
         model.save(args.model_out)

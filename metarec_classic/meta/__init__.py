@@ -7,6 +7,7 @@ from metarec_classic.meta._labels import (
     build_labels,
     design_configs,
     export_labels,
+    recompute_task_features,
 )
 from metarec_classic.meta._model import Candidate, MetaModel, MetaModelFileError
 from metarec_classic.meta._pretrained import (
@@ -34,6 +35,7 @@ __all__ = [
     "load_shipped_labels",
     "make_tasks",
     "pretrained_path",
+    "recompute_task_features",
     "select",
     "shipped_labels_path",
     "subset",

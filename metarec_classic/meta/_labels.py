@@ -50,6 +50,7 @@ __all__ = [
     "design_configs",
     "export_labels",
     "library_versions",
+    "recompute_task_features",
 ]
 
 _log = logging.getLogger(__name__)
@@ -260,6 +261,42 @@ def export_labels(
         "versions": library_versions(),
     }
     return LabelSet(pd.DataFrame(label_rows), pd.DataFrame(task_rows), provenance)
+
+
+def recompute_task_features(
+    labels: LabelSet,
+    tasks: Sequence[Task],
+    *,
+    loader: Callable[[str], Interactions] = load_dataset,
+    landmark_seconds: float = 10.0,
+) -> LabelSet:
+    """The same labels with every task's meta-features computed again by this version.
+
+    The expensive part of a corpus is its searches; the meta-features are cheap. After a
+    change to how meta-features are computed, this brings the tasks table up to date
+    without rerunning a single search.
+    """
+    by_id = {task.task_id: task for task in tasks}
+    missing = sorted(set(labels.tasks["task_id"]) - set(by_id))
+    if missing:
+        raise ValueError(
+            f"Tasks {missing[:3]!r} of the labels are not among `tasks`; pass the task list "
+            "the labels were built from."
+        )
+    cache: dict[str, Interactions] = {}
+    rows = []
+    for task_id in labels.tasks["task_id"]:
+        task = by_id[task_id]
+        split = _task_split(task, cache, loader)
+        if split is None:
+            raise ValueError(f"Task {task_id!r} no longer cuts to a usable size.")
+        features = dataset_metafeatures(
+            split[0], landmark_seconds=landmark_seconds, random_state=task.seed
+        )
+        rows.append({"task_id": task_id, **features})
+    fresh = pd.DataFrame(rows)
+    kept = labels.tasks[[c for c in labels.tasks.columns if "." not in c]]
+    return LabelSet(labels.labels, kept.merge(fresh, on="task_id"), dict(labels.provenance))
 
 
 # -- one task ------------------------------------------------------------------------------

@@ -19,7 +19,9 @@ Groups (prefix: meaning):
 - ``time.*``: whether timestamps exist, span in days (log), interactions per day (log),
   median user activity span in days (log); 0 without timestamps.
 - ``landmark.*``: validation NDCG@10 of MostPopular, a 10-neighbour cosine item-kNN and a
-  16-factor PureSVD on a subsample of at most ``landmark_users`` users, and the ratios of
+  16-factor PureSVD on a subsample of at most ``landmark_users`` users and their
+  ``landmark_items`` most popular items (so the cost does not grow with the data), and
+  the ratios of
   the two personalised ones to MostPopular. A landmarker that fails or overruns the
   time cap gets 0 and ``landmark.complete`` becomes 0.
 """
@@ -57,6 +59,7 @@ def dataset_metafeatures(
     *,
     landmarkers: bool = True,
     landmark_users: int = 2000,
+    landmark_items: int = 3000,
     landmark_seconds: float = 10.0,
     random_state: int = 0,
 ) -> dict[str, float]:
@@ -70,6 +73,9 @@ def dataset_metafeatures(
         Also score the cheap landmark models (the only part that is not linear time).
     landmark_users : int, default=2000
         Users sampled for the landmarkers, so their cost does not grow with the data.
+    landmark_items : int, default=3000
+        The landmarkers score only the sampled users' most popular items (the size of
+        the meta-training tasks' catalogues), for the same reason.
     landmark_seconds : float, default=10.0
         Time cap of all landmarkers together; the ones not started in time get 0.
     random_state : int, default=0
@@ -112,7 +118,7 @@ def dataset_metafeatures(
 
     # Landmarkers.
     features.update(
-        _landmarkers(matrix, landmark_users, landmark_seconds, random_state)
+        _landmarkers(matrix, landmark_users, landmark_items, landmark_seconds, random_state)
         if landmarkers
         else _empty_landmarks()
     )
@@ -228,7 +234,7 @@ def _time(data: Interactions | None, matrix: sp.csr_matrix) -> dict[str, float]:
 
 
 def _landmarkers(
-    matrix: sp.csr_matrix, max_users: int, seconds: float, seed: int
+    matrix: sp.csr_matrix, max_users: int, max_items: int, seconds: float, seed: int
 ) -> dict[str, float]:
     """Validation NDCG@10 of cheap models on a user subsample, under a time cap."""
     rng = np.random.default_rng(seed)
@@ -238,7 +244,11 @@ def _landmarkers(
         users = np.sort(rng.choice(n_users, size=max_users, replace=False))
     sub = matrix[users]
     # Items no sampled user touched carry no signal; dropping them keeps models small.
-    sub = sub[:, np.flatnonzero(np.diff(sub.tocsc().indptr) > 0)]
+    item_counts = np.diff(sub.tocsc().indptr)
+    used = np.flatnonzero(item_counts > 0)
+    if len(used) > max_items:
+        used = np.sort(used[np.argsort(-item_counts[used], kind="stable")[:max_items]])
+    sub = sub[:, used]
     out = _empty_landmarks()
     try:
         with warnings.catch_warnings():

@@ -19,6 +19,7 @@ from metarec_classic.meta import (
     build_labels,
     design_configs,
     export_labels,
+    recompute_task_features,
 )
 from metarec_classic.meta._labels import _study_name
 from metarec_classic.recommenders import PureSVDRecommender, get_recommender_class
@@ -262,3 +263,18 @@ def test_without_family_drops_exactly_that_familys_tasks(uninterrupted: LabelSet
     # Everything else is kept, row for row.
     others = uninterrupted.labels[uninterrupted.labels["task_id"].map(families) != family]
     assert len(held_out.labels) == len(others)
+
+
+def test_recomputed_task_features_match_the_build_and_keep_every_label(
+    uninterrupted: LabelSet, loader: Callable[[str], Interactions]
+) -> None:
+    fresh = recompute_task_features(uninterrupted, TASKS, loader=loader, landmark_seconds=30)
+    pd.testing.assert_frame_equal(fresh.labels, uninterrupted.labels)
+    before = uninterrupted.tasks.set_index("task_id").sort_index()
+    after = fresh.tasks.set_index("task_id").sort_index()[before.columns]
+    pd.testing.assert_frame_equal(after, before)
+
+
+def test_recompute_refuses_labels_of_unknown_tasks(uninterrupted: LabelSet) -> None:
+    with pytest.raises(ValueError, match="not among `tasks`"):
+        recompute_task_features(uninterrupted, TASKS[:1])
