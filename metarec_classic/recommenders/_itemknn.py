@@ -89,8 +89,8 @@ class ItemKNNRecommender(ImplicitRecommender):
 
     The model has no randomness. implicit scores one user at a time in Python, so
     ``recommend`` takes about 30 µs per user whatever ``n_jobs`` is. The default
-    ``n_jobs=2`` was measured on MovieLens 100K binarised at rating ≥ 4 (942 × 1447,
-    55,375 interactions; defaults; median of 5 on a two-core machine): the fit took
+    ``n_jobs=2`` was measured on MovieLens 100K binarised at rating ≥ 4
+    (55,375 positives; defaults; median of 5 on a two-core machine): the fit took
     0.023 s with one thread against 0.015 s with two, for each weighting.
 
     The search space is ``weighting`` (categorical), ``n_neighbors`` 5 to 500 (log),

@@ -161,6 +161,9 @@ def tune(
     if not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
         raise ValueError(f"`n_trials` must be a positive int; got {n_trials!r}.")
     portfolio = Portfolio(algorithm)
+    if not portfolio.joint and not portfolio.classes[portfolio.algorithms[0]].search_space():
+        # Nothing to tune (e.g. most_popular): one trial measures the only configuration.
+        n_trials = 1
 
     # Split: fit on part of train, validate on the rest.
     if validation is None:

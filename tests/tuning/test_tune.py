@@ -294,3 +294,9 @@ def test_an_interrupted_trial_does_not_count_against_the_budget(
     states = [t.state.name for t in resumed.study.trials]
     assert states.count("COMPLETE") == 3
     assert states.count("FAIL") == 1
+
+
+def test_an_algorithm_without_parameters_runs_one_trial(train: Interactions) -> None:
+    result = tune("most_popular", train, n_trials=5)
+    assert len(result.trials) == 1
+    assert result.best_config == {}
