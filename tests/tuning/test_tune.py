@@ -237,7 +237,7 @@ def test_validation_is_cut_from_train_only(
         return real_evaluate(model, fit_part, validation, **kwargs)
 
     monkeypatch.setattr(tune_module, "evaluate", spy)
-    tune("most_popular", train, n_trials=2, seed=5)
+    tune("pure_svd", train, n_trials=2, seed=5)
     assert len(seen) == 2
     for (fit_entries, validation_entries), model_entries in zip(seen, fitted, strict=True):
         assert validation_entries and fit_entries
