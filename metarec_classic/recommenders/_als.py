@@ -12,7 +12,11 @@ import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
 from sklearn.utils._param_validation import Interval
 
-from metarec_classic.recommenders._common import clamp_n_factors
+from metarec_classic.recommenders._common import (
+    N_JOBS_CONSTRAINT,
+    RANDOM_STATE_CONSTRAINT,
+    clamp_n_factors,
+)
 from metarec_classic.recommenders._implicit_common import (
     ImplicitFactorRecommender,
     to_implicit_params,
@@ -125,12 +129,8 @@ class ALSRecommender(ImplicitFactorRecommender):
         "regularization": [Interval(Real, 0, None, closed="left")],
         "alpha": [Interval(Real, 0, None, closed="neither")],
         "n_iter": [Interval(Integral, 1, None, closed="left")],
-        "random_state": ["random_state", np.random.Generator],
-        "n_jobs": [
-            Interval(Integral, 1, None, closed="left"),
-            Interval(Integral, None, -1, closed="right"),
-            None,
-        ],
+        "random_state": RANDOM_STATE_CONSTRAINT,
+        "n_jobs": N_JOBS_CONSTRAINT,
         "warm_start": ["boolean"],
     }
 

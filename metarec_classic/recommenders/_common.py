@@ -4,13 +4,31 @@ from __future__ import annotations
 
 import logging
 import os
+from numbers import Integral
 from typing import Any
 
+import numpy as np
 import scipy.sparse as sp
+from sklearn.utils._param_validation import Interval
 
-__all__ = ["clamp_n_factors", "clamp_n_neighbors", "resolve_n_jobs"]
+__all__ = [
+    "N_JOBS_CONSTRAINT",
+    "RANDOM_STATE_CONSTRAINT",
+    "clamp_n_factors",
+    "clamp_n_neighbors",
+    "resolve_n_jobs",
+]
 
 _log = logging.getLogger(__name__)
+
+#: Parameter constraints shared by every model: ``n_jobs`` in scikit-learn's convention
+#: (a positive count, -1 for all cores, -2 for all but one, None for one thread).
+N_JOBS_CONSTRAINT: list[Any] = [
+    Interval(Integral, 1, None, closed="left"),
+    Interval(Integral, None, -1, closed="right"),
+    None,
+]
+RANDOM_STATE_CONSTRAINT: list[Any] = ["random_state", np.random.Generator]
 
 
 def resolve_n_jobs(n_jobs: int | None) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any, ClassVar
 
 import numpy as np
@@ -19,6 +19,7 @@ from metarec_classic.recommenders._classic_common import (
     fill_unscored_rows,
     rows_per_block,
 )
+from metarec_classic.recommenders._common import N_JOBS_CONSTRAINT
 
 __all__ = ["EASERecommender"]
 
@@ -104,7 +105,7 @@ class EASERecommender(BaseRecommender):
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "l2_reg": [Interval(Real, 0, None, closed="neither")],
         "max_memory_gb": [Interval(Real, 0, None, closed="neither")],
-        "n_jobs": [Integral, None],
+        "n_jobs": N_JOBS_CONSTRAINT,
     }
 
     def __init__(

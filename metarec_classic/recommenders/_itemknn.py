@@ -16,7 +16,7 @@ from implicit.nearest_neighbours import (
 )
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from metarec_classic.recommenders._common import clamp_n_neighbors
+from metarec_classic.recommenders._common import N_JOBS_CONSTRAINT, clamp_n_neighbors
 from metarec_classic.recommenders._implicit_common import (
     ImplicitRecommender,
     to_implicit_params,
@@ -126,11 +126,7 @@ class ItemKNNRecommender(ImplicitRecommender):
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "bm25_k1": [Interval(Real, 0, None, closed="left")],
         "bm25_b": [Interval(Real, 0, 1, closed="both")],
-        "n_jobs": [
-            Interval(Integral, 1, None, closed="left"),
-            Interval(Integral, None, -1, closed="right"),
-            None,
-        ],
+        "n_jobs": N_JOBS_CONSTRAINT,
     }
 
     def __init__(

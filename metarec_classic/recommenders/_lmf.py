@@ -11,7 +11,11 @@ import scipy.sparse as sp
 from implicit.cpu.lmf import LogisticMatrixFactorization
 from sklearn.utils._param_validation import Interval
 
-from metarec_classic.recommenders._common import clamp_n_factors
+from metarec_classic.recommenders._common import (
+    N_JOBS_CONSTRAINT,
+    RANDOM_STATE_CONSTRAINT,
+    clamp_n_factors,
+)
 from metarec_classic.recommenders._implicit_common import (
     ImplicitFactorRecommender,
     to_implicit_params,
@@ -119,12 +123,8 @@ class LMFRecommender(ImplicitFactorRecommender):
         "regularization": [Interval(Real, 0, None, closed="left")],
         "neg_prop": [Interval(Integral, 1, None, closed="left")],
         "n_iter": [Interval(Integral, 1, None, closed="left")],
-        "random_state": ["random_state", np.random.Generator],
-        "n_jobs": [
-            Interval(Integral, 1, None, closed="left"),
-            Interval(Integral, None, -1, closed="right"),
-            None,
-        ],
+        "random_state": RANDOM_STATE_CONSTRAINT,
+        "n_jobs": N_JOBS_CONSTRAINT,
     }
 
     def __init__(

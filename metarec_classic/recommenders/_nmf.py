@@ -21,7 +21,11 @@ from metarec_classic.recommenders._classic_common import (
     fill_unscored_rows,
     rows_match_training,
 )
-from metarec_classic.recommenders._common import clamp_n_factors
+from metarec_classic.recommenders._common import (
+    N_JOBS_CONSTRAINT,
+    RANDOM_STATE_CONSTRAINT,
+    clamp_n_factors,
+)
 
 __all__ = ["NMFRecommender"]
 
@@ -126,8 +130,8 @@ class NMFRecommender(BaseRecommender):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "init": [StrOptions({"nndsvda", "nndsvd"})],
         "tol": [Interval(Real, 0, None, closed="left")],
-        "random_state": ["random_state", np.random.Generator],
-        "n_jobs": [Integral, None],
+        "random_state": RANDOM_STATE_CONSTRAINT,
+        "n_jobs": N_JOBS_CONSTRAINT,
     }
 
     def __init__(

@@ -18,7 +18,11 @@ from metarec_classic.recommenders._classic_common import (
     blas_threads,
     fill_unscored_rows,
 )
-from metarec_classic.recommenders._common import clamp_n_factors
+from metarec_classic.recommenders._common import (
+    N_JOBS_CONSTRAINT,
+    RANDOM_STATE_CONSTRAINT,
+    clamp_n_factors,
+)
 
 __all__ = ["PureSVDRecommender"]
 
@@ -99,8 +103,8 @@ class PureSVDRecommender(BaseRecommender):
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "n_factors": [Interval(Integral, 1, None, closed="left")],
         "n_iter": [Interval(Integral, 1, None, closed="left")],
-        "random_state": ["random_state", np.random.Generator],
-        "n_jobs": [Integral, None],
+        "random_state": RANDOM_STATE_CONSTRAINT,
+        "n_jobs": N_JOBS_CONSTRAINT,
     }
 
     def __init__(
