@@ -6,13 +6,17 @@ and the configuration's parameters, one column per ``<algorithm>.<parameter>`` (
 for other algorithms, which LightGBM handles natively; categorical parameters are coded
 by their position among the choices).
 
-Two boosters are trained:
+Three boosters are trained:
 
-- ``relative``: the configuration's validation NDCG@10 divided by the best score of its
-  task, in [0, 1]. This is what ranks algorithms and configurations (selection and warm
-  start): dividing by the task's best removes the data's overall difficulty.
-- ``best``: the task's best NDCG@10 from the meta-features alone, so that a ranked
-  candidate can also be reported as a predicted NDCG@10 (``relative * best``).
+- ``rank``: a LambdaRank model, one query per task, whose relevance grades are how close
+  a configuration came to its task's best (in steps of 5 %). This orders the candidates
+  (selection and warm start). Learning the order within each task, rather than the
+  scores, puts the weight on the top of the list, where a choice is made; in
+  leave-one-family-out runs it chose better than a regression on the same target.
+- ``relative``: the configuration's validation NDCG@10 divided by its task's best, in
+  [0, 1], by regression; dividing by the task's best removes the data's difficulty.
+- ``best``: the task's best NDCG@10 from the meta-features alone, so that a candidate
+  can be reported with a predicted NDCG@10 (``relative * best``).
 
 Persistence writes LightGBM's text models plus a JSON document (feature names,
 algorithms, candidate configurations, training ranges of the meta-features, library
@@ -44,9 +48,13 @@ __all__ = ["FORMAT_VERSION", "MetaModel", "MetaModelFileError"]
 _log = logging.getLogger(__name__)
 
 #: Version of the saved layout; bumped whenever a saved model cannot be read as before.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _META_FILE = "metamodel.json"
-_BOOSTER_FILES = {"relative": "relative.lgb.txt", "best": "best.lgb.txt"}
+_BOOSTER_FILES = {
+    "rank": "rank.lgb.txt",
+    "relative": "relative.lgb.txt",
+    "best": "best.lgb.txt",
+}
 
 
 class MetaModelFileError(MetarecError, ValueError):
@@ -79,6 +87,8 @@ class MetaModel:
 
     Attributes
     ----------
+    booster_rank_ : lightgbm.Booster
+        Orders candidates within a dataset (LambdaRank, one query per task).
     booster_relative_ : lightgbm.Booster
         Predicts a configuration's score relative to the task's best.
     booster_best_ : lightgbm.Booster
@@ -113,6 +123,8 @@ class MetaModel:
         """Train both boosters on a :class:`~metarec_classic.meta.LabelSet`."""
         table = labels.labels
         table = table[table["state"] == "COMPLETE"].dropna(subset=["score"])
+        # Rows of one task together: the ranking objective reads each task as one query.
+        table = table.sort_values(["task_id", "algorithm", "trial"], kind="stable")
         if table.empty:
             raise ValueError("The labels hold no completed trial; nothing to learn from.")
         tasks = labels.tasks.set_index("task_id")
@@ -127,6 +139,17 @@ class MetaModel:
             tasks.loc[table["task_id"], self.feature_names_].to_numpy(dtype=np.float64),
             list(table["algorithm"]),
             configs,
+        )
+        grades = np.clip(np.floor((relative - 0.5) * 20), 0, 10).astype(int)
+        self.booster_rank_ = lgb.train(
+            {**self._params("lambdarank"), "lambdarank_truncation_level": 20},
+            lgb.Dataset(
+                X,
+                label=grades,
+                group=table.groupby("task_id", sort=False).size().to_numpy(),
+                categorical_feature=[len(self.feature_names_)],
+            ),
+            num_boost_round=self.n_estimators,
         )
         self.booster_relative_ = lgb.train(
             self._params("regression"),
@@ -174,8 +197,9 @@ class MetaModel:
         Returns
         -------
         DataFrame
-            Columns ``algorithm``, ``config`` (dict), ``predicted_relative`` and
-            ``predicted_ndcg@10``.
+            Columns ``algorithm``, ``config`` (dict), ``rank_score`` (the ranking
+            booster's score; only its order means something), ``predicted_relative``
+            and ``predicted_ndcg@10``, sorted by ``rank_score``.
         """
         self._check_fitted()
         candidates = [
@@ -187,20 +211,22 @@ class MetaModel:
             [c.algorithm for c in candidates],
             [c.config for c in candidates],
         )
+        order_score = self.booster_rank_.predict(X)
         relative = self.booster_relative_.predict(X)
         best = float(self.booster_best_.predict(row[None, :])[0])
         table = pd.DataFrame(
             {
                 "algorithm": [c.algorithm for c in candidates],
                 "config": [c.config for c in candidates],
+                "rank_score": order_score,
                 "predicted_relative": relative,
                 "predicted_ndcg@10": np.clip(relative, 0, None) * max(best, 0.0),
             }
         )
         # Stable order on ties, so the same data always gives the same ranking.
-        return table.sort_values(
-            ["predicted_relative"], ascending=False, kind="stable"
-        ).reset_index(drop=True)
+        return table.sort_values(["rank_score"], ascending=False, kind="stable").reset_index(
+            drop=True
+        )
 
     def out_of_range(self, features: dict[str, float]) -> dict[str, tuple[float, float, float]]:
         """Meta-features outside the training range: name -> (value, low, high)."""
@@ -214,11 +240,11 @@ class MetaModel:
         return out
 
     def contributions(self, features: dict[str, float], candidate: Candidate) -> pd.Series:
-        """Each feature's contribution to the candidate's predicted relative score."""
+        """Each feature's contribution to the candidate's ranking score."""
         self._check_fitted()
         row = self._feature_row(features)
         X = self._design(row[None, :], [candidate.algorithm], [candidate.config])
-        contrib = self.booster_relative_.predict(X, pred_contrib=True)[0]
+        contrib = self.booster_rank_.predict(X, pred_contrib=True)[0]
         names = [*self.feature_names_, "algorithm", *self.param_columns_, "bias"]
         return pd.Series(contrib, index=names).sort_values(key=np.abs, ascending=False)
 
@@ -379,7 +405,7 @@ class MetaModel:
         return candidates
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "booster_relative_"):
+        if not hasattr(self, "booster_rank_"):
             from sklearn.exceptions import NotFittedError
 
             raise NotFittedError(

@@ -27,7 +27,7 @@ class Selection:
     ----------
     table : DataFrame
         Every candidate, best first: ``rank``, ``algorithm``, ``config``,
-        ``predicted_relative`` and ``predicted_ndcg@10``.
+        ``rank_score``, ``predicted_relative`` and ``predicted_ndcg@10``.
     features : dict of str to float
         The dataset meta-features the answer was computed from.
     out_of_range : dict

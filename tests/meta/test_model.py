@@ -49,9 +49,15 @@ def test_rank_orders_every_candidate_best_first(
     tiny_labels: LabelSet, tiny_meta_model: MetaModel
 ) -> None:
     table = tiny_meta_model.rank(_features(tiny_labels))
-    assert list(table.columns) == ["algorithm", "config", "predicted_relative", "predicted_ndcg@10"]
+    assert list(table.columns) == [
+        "algorithm",
+        "config",
+        "rank_score",
+        "predicted_relative",
+        "predicted_ndcg@10",
+    ]
+    assert table["rank_score"].is_monotonic_decreasing
     assert len(table) == len(tiny_meta_model.candidates_)
-    assert table["predicted_relative"].is_monotonic_decreasing
     assert (table["predicted_ndcg@10"] >= 0).all()
     only = tiny_meta_model.rank(_features(tiny_labels), algorithms=["pure_svd"])
     assert set(only["algorithm"]) == {"pure_svd"}
@@ -65,7 +71,7 @@ def test_contributions_add_up_to_the_prediction(
     top = Candidate(table["algorithm"][0], table["config"][0])
     contributions = tiny_meta_model.contributions(features, top)
     assert "bias" in contributions.index and "size.n_users_log" in contributions.index
-    assert contributions.sum() == pytest.approx(table["predicted_relative"][0], abs=1e-9)
+    assert contributions.sum() == pytest.approx(table["rank_score"][0], abs=1e-9)
     assert contributions.abs().is_monotonic_decreasing
 
 
