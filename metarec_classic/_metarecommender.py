@@ -17,7 +17,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from metarec_classic.data import IdMap, Interactions
-from metarec_classic.meta import MetaModel, Selection, load_pretrained, select
+from metarec_classic.meta import Candidate, MetaModel, Selection, load_pretrained, select
 from metarec_classic.recommenders import (
     RecommenderFileError,
     load_recommender,
@@ -187,8 +187,6 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
             predicted relative score of the chosen configuration, largest first.
         """
         check_is_fitted(self, "model_")
-        from metarec_classic.meta import Candidate
-
         if not hasattr(self, "selection_"):
             raise NotFittedError(
                 "`explain` needs the meta-features computed by `fit`, which a "

@@ -268,7 +268,12 @@ def test_without_family_drops_exactly_that_familys_tasks(uninterrupted: LabelSet
 def test_recomputed_task_features_match_the_build_and_keep_every_label(
     uninterrupted: LabelSet, loader: Callable[[str], Interactions]
 ) -> None:
-    fresh = recompute_task_features(uninterrupted, TASKS, loader=loader, landmark_seconds=30)
+    # Stale features (as after a change to how they are computed) are replaced.
+    stale_tasks = uninterrupted.tasks.copy()
+    feature_columns = [c for c in stale_tasks.columns if "." in c]
+    stale_tasks[feature_columns] = -1.0
+    stale = LabelSet(uninterrupted.labels, stale_tasks, dict(uninterrupted.provenance))
+    fresh = recompute_task_features(stale, TASKS, loader=loader, landmark_seconds=30)
     pd.testing.assert_frame_equal(fresh.labels, uninterrupted.labels)
     before = uninterrupted.tasks.set_index("task_id").sort_index()
     after = fresh.tasks.set_index("task_id").sort_index()[before.columns]
