@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 import warnings
@@ -33,10 +34,17 @@ from metarec_classic.data import (
     temporal_split,
 )
 from metarec_classic.evaluation import evaluate
-from metarec_classic.exceptions import MetarecError
-from metarec_classic.meta import LabelSet, MetaModel, build_labels, make_tasks
+from metarec_classic.exceptions import DataError, MetarecError
+from metarec_classic.meta import (
+    DEFAULT_TASK_PLAN,
+    LabelSet,
+    MetaModel,
+    build_labels,
+    build_status,
+    make_tasks,
+)
 from metarec_classic.recommenders import ALGORITHM_NAMES, make_recommender
-from metarec_classic.tuning import tune
+from metarec_classic.tuning import tune, worker_threads
 
 __all__ = ["main"]
 
@@ -245,13 +253,32 @@ def _cmd_recommend(args: argparse.Namespace) -> dict[str, Any]:
 
 def _cmd_build_corpus(args: argparse.Namespace) -> dict[str, Any]:
     datasets = [(name, _family(name)) for name in args.datasets]
-    tasks = make_tasks(datasets, seeds=tuple(args.seeds), max_interactions=args.max_interactions)
+    tasks = make_tasks(
+        datasets,
+        plan=_parse_cuts(args.cuts) if args.cuts else DEFAULT_TASK_PLAN,
+        seeds=tuple(args.seeds),
+        max_interactions=args.max_interactions,
+        max_items=args.max_items,
+    )
+    algorithms = args.algorithms or ALGORITHM_NAMES
+    if args.status:
+        status = build_status(args.storage, tasks, algorithms=algorithms, n_configs=args.configs)
+        return {"n_tasks": len(tasks), **status.to_dict()}
+    if args.workers < 1:
+        raise DataError(f"--workers must be at least 1, got {args.workers}.")
+    threads = worker_threads(args.workers)
+    print(
+        f"metarec: {args.workers} worker(s) x {threads} thread(s) each "
+        f"(BLAS, OpenMP and model threads) on {os.cpu_count() or 1} core(s)",
+        file=sys.stderr,
+    )
     labels = build_labels(
         tasks,
-        algorithms=args.algorithms or ALGORITHM_NAMES,
+        algorithms=algorithms,
         n_configs=args.configs,
         storage=args.storage,
-        loader=lambda name: load_dataset(name),
+        workers=args.workers,
+        loader=load_dataset,
         show_progress=args.progress,
     )
     result: dict[str, Any] = {"n_tasks": len(tasks), **labels.provenance}
@@ -290,6 +317,25 @@ def _predicted(rec: MetaRecommender) -> float:
     table = rec.selection_.table
     rows = table[table["algorithm"] == rec.algorithm_]
     return float(rows["predicted_ndcg@10"].iloc[0]) if len(rows) else float("nan")
+
+
+def _parse_cuts(specs: Sequence[str]) -> list[tuple[str, float]]:
+    kinds = ("users", "items", "kcore", "popular", "full")
+    plan = []
+    for spec in specs:
+        kind, _, size = spec.partition(":")
+        try:
+            value = float(size) if size else 1.0
+        except ValueError:
+            value = float("nan")
+        if kind not in kinds or not value > 0:
+            raise DataError(
+                f"--cuts {spec!r} is not KIND:SIZE with KIND one of {', '.join(kinds)} and "
+                "SIZE a positive number (a fraction for users/items, a count otherwise), "
+                "e.g. users:0.5 or kcore:5."
+            )
+        plan.append((kind, value))
+    return plan
 
 
 def _family(name: str) -> str:
@@ -515,8 +561,31 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--algorithms", nargs="+", choices=ALGORITHM_NAMES)
     sub.add_argument("--seeds", type=int, nargs="+", default=[0])
+    sub.add_argument(
+        "--cuts",
+        nargs="+",
+        metavar="KIND:SIZE",
+        help="tasks cut from every dataset, e.g. users:0.5 kcore:5 popular:1000 (kinds: "
+        "users, items, kcore, popular, full); default: "
+        + " ".join(f"{kind}:{size:g}" for kind, size in DEFAULT_TASK_PLAN),
+    )
     sub.add_argument("--max-interactions", type=int, default=40_000)
-    sub.add_argument("--progress", action="store_true", help="progress bar on stderr")
+    sub.add_argument("--max-items", type=int, default=3_000)
+    sub.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="worker processes on this machine (default: one per core); the same command "
+        "on another machine against the same --storage URL joins the build",
+    )
+    sub.add_argument(
+        "--status",
+        action="store_true",
+        help="print how far the build has come (read from --storage) and exit",
+    )
+    sub.add_argument(
+        "--progress", action="store_true", help="a line per finished study and a progress bar"
+    )
     _common_flags(sub)
 
     sub = commands.add_parser(

@@ -102,3 +102,63 @@ def tiny_meta_model(tiny_labels):
 def tiny_meta_model_dir(tiny_meta_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Folder holding the tiny meta-model as saved by ``MetaModel.save``."""
     return tiny_meta_model.save(tmp_path_factory.mktemp("meta-model"))
+
+
+# -- a real PostgreSQL server --------------------------------------------------------------
+POSTGRES_ENV = "METAREC_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of a PostgreSQL database the tests may create databases beside.
+
+    Taken from ``METAREC_TEST_POSTGRES_URL`` (``.ci/postgres start`` starts a throwaway
+    server and prints one). Without it the test is skipped, except on CI, where the
+    server is part of the setup and its absence fails the test.
+    """
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        message = f"{POSTGRES_ENV} is not set; start a server with `.ci/postgres start`."
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture(scope="session")
+def new_postgres_database(postgres_url: str):
+    """Factory of new, empty PostgreSQL databases on the test server; all dropped at the end."""
+    import uuid
+
+    import psycopg2
+    from sqlalchemy.engine import make_url
+
+    base = make_url(postgres_url)
+    admin = psycopg2.connect(
+        host=base.host,
+        port=base.port,
+        user=base.username,
+        password=base.password,
+        dbname=base.database,
+    )
+    admin.autocommit = True
+    created: list[str] = []
+
+    def create() -> str:
+        name = f"metarec_{uuid.uuid4().hex[:12]}"
+        with admin.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return base.set(database=name).render_as_string(hide_password=False)
+
+    yield create
+    with admin.cursor() as cursor:
+        for name in created:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture
+def postgres_database(new_postgres_database) -> str:
+    """URL of a new, empty PostgreSQL database."""
+    return new_postgres_database()

@@ -1,10 +1,10 @@
 """Meta-learning: the task corpus, its labels, the LightGBM meta-model and selection."""
 
+from metarec_classic.meta._build import BuildStatus, build_labels, build_status, run_worker
 from metarec_classic.meta._corpus import DEFAULT_TASK_PLAN, Task, cut_task, make_tasks, subset
 from metarec_classic.meta._labels import (
     LABELS_VERSION,
     LabelSet,
-    build_labels,
     design_configs,
     export_labels,
     recompute_task_features,
@@ -21,6 +21,7 @@ from metarec_classic.meta._selection import Selection, select
 __all__ = [
     "DEFAULT_TASK_PLAN",
     "LABELS_VERSION",
+    "BuildStatus",
     "Candidate",
     "LabelSet",
     "MetaModel",
@@ -28,6 +29,7 @@ __all__ = [
     "Selection",
     "Task",
     "build_labels",
+    "build_status",
     "cut_task",
     "design_configs",
     "export_labels",
@@ -36,6 +38,7 @@ __all__ = [
     "make_tasks",
     "pretrained_path",
     "recompute_task_features",
+    "run_worker",
     "select",
     "shipped_labels_path",
     "subset",

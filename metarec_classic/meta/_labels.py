@@ -37,16 +37,16 @@ from optuna.trial import TrialState
 from scipy.stats import qmc
 
 from metarec_classic.data import Interactions, load_dataset
-from metarec_classic.meta._corpus import Task, _stable_seed, cut_task
+from metarec_classic.meta._corpus import Task, cut_task
 from metarec_classic.metafeatures import dataset_metafeatures
 from metarec_classic.recommenders import ALGORITHM_NAMES, get_recommender_class
-from metarec_classic.tuning import make_objective, resolve_storage
-from metarec_classic.tuning._tune import FAIL_REASON_ATTR, FIT_TIME_ATTR, quiet_optuna
+from metarec_classic.tuning import resolve_storage
+from metarec_classic.tuning._design import DESIGN_INDEX_ATTR
+from metarec_classic.tuning._tune import FAIL_REASON_ATTR, FIT_TIME_ATTR
 
 __all__ = [
     "LABELS_VERSION",
     "LabelSet",
-    "build_labels",
     "design_configs",
     "export_labels",
     "library_versions",
@@ -70,7 +70,8 @@ class LabelSet:
     Attributes
     ----------
     labels : DataFrame
-        One row per finished trial: ``task_id``, ``algorithm``, ``trial``, ``config``
+        One row per labelled design point: ``task_id``, ``algorithm``, ``trial`` (the
+        point's position in the design), ``config``
         (JSON text), ``score`` (validation NDCG@10), ``fit_time``, ``state``,
         ``fail_reason``.
     tasks : DataFrame
@@ -153,62 +154,6 @@ def design_configs(algorithm: str, n_configs: int, seed: int) -> list[dict[str, 
     return configs
 
 
-def build_labels(
-    tasks: Sequence[Task],
-    *,
-    algorithms: Sequence[str] = ALGORITHM_NAMES,
-    n_configs: int = 10,
-    storage: str | os.PathLike[str] | BaseStorage | None = None,
-    loader: Callable[[str], Interactions] = load_dataset,
-    landmark_seconds: float = 10.0,
-    show_progress: bool = False,
-) -> LabelSet:
-    """Run the design of every (task, algorithm) pair and return the labels.
-
-    Parameters
-    ----------
-    tasks : sequence of Task
-        The tasks, e.g. from :func:`~metarec_classic.meta.make_tasks`.
-    algorithms : sequence of str
-        Algorithms to label.
-    n_configs : int, default=10
-        Configurations per (task, algorithm): the default plus ``n_configs - 1`` design
-        points.
-    storage : str, path or optuna storage, optional
-        Where the studies live. With a journal file or database, an interrupted build
-        resumes where it stopped, and several processes may build at once.
-    loader : callable, default=load_dataset
-        Turns a task's dataset name into :class:`~metarec_classic.data.Interactions`.
-    landmark_seconds : float, default=10.0
-        Time cap of the landmarkers in each task's meta-features.
-    show_progress : bool, default=False
-        One tqdm bar over the (task, algorithm) studies, on stderr.
-
-    Returns
-    -------
-    LabelSet
-    """
-    resolved = resolve_storage(storage)
-    if resolved is None:
-        resolved = optuna.storages.InMemoryStorage()
-    cache: dict[str, Interactions] = {}
-    pairs = [(task, algorithm) for task in tasks for algorithm in algorithms]
-    progress = _progress(len(pairs), show_progress)
-    previous_level = quiet_optuna()
-    try:
-        for task in tasks:
-            split = _task_split(task, cache, loader)
-            _record_task(resolved, task, split, landmark_seconds)
-            for algorithm in algorithms:
-                if split is not None:
-                    _run_design(resolved, task, algorithm, split, n_configs)
-                progress.update(1)
-    finally:
-        optuna.logging.set_verbosity(previous_level)
-        progress.close()
-    return export_labels(resolved, tasks, algorithms=algorithms, n_configs=n_configs)
-
-
 def export_labels(
     storage: str | os.PathLike[str] | BaseStorage,
     tasks: Sequence[Task],
@@ -230,19 +175,20 @@ def export_labels(
             study = _load_study(resolved, _study_name(task, algorithm))
             if study is None:
                 continue
-            labelled: set[str] = set()
+            labelled: set[Any] = set()
             for trial in study.get_trials(deepcopy=False):
-                # One label per configuration: the first trial that finished it (several
-                # processes building at once may both have run it).
+                # One label per design point: the first trial that finished it. A point
+                # whose worker died is run again; only the finished run labels it.
                 config = _config_key(trial.params)
-                if not _is_label(trial) or config in labelled:
+                point = trial.user_attrs.get(DESIGN_INDEX_ATTR)
+                if not _is_label(trial) or config in labelled or point in labelled:
                     continue
-                labelled.add(config)
+                labelled.update({config, point} - {None})
                 label_rows.append(
                     {
                         "task_id": task.task_id,
                         "algorithm": algorithm,
-                        "trial": trial.number,
+                        "trial": trial.user_attrs.get(DESIGN_INDEX_ATTR, trial.number),
                         "config": config,
                         "score": trial.value,
                         FIT_TIME_ATTR: trial.user_attrs.get(FIT_TIME_ATTR),
@@ -351,43 +297,6 @@ def _task_info(storage: BaseStorage, task: Task) -> dict[str, Any] | None:
     return attrs
 
 
-def _run_design(
-    storage: BaseStorage,
-    task: Task,
-    algorithm: str,
-    split: tuple[Interactions, Interactions],
-    n_configs: int,
-) -> None:
-    """Run the trials of the design that the study does not hold yet."""
-    train, validation = split
-    study = optuna.create_study(
-        study_name=_study_name(task, algorithm),
-        storage=storage,
-        direction="maximize",
-        load_if_exists=True,
-    )
-    trials = study.get_trials(deepcopy=False)
-    done = {_config_key(t.params) for t in trials if _is_label(t)}
-    design = design_configs(algorithm, n_configs, seed=_stable_seed(f"{task.task_id}|{algorithm}"))
-    todo = [c for c in design if _config_key(c) not in done]
-    if not todo:
-        return
-
-    # An interrupted build leaves its queued configurations waiting: run those instead of
-    # queuing them again, so that no configuration is labelled twice.
-    waiting = {
-        _config_key(t.system_attrs.get("fixed_params", t.params))
-        for t in trials
-        if t.state == TrialState.WAITING
-    }
-    objective = make_objective(algorithm, train, validation, seed=task.seed)
-    for config in todo:
-        if _config_key(config) not in waiting:
-            study.enqueue_trial(config)
-    study.optimize(objective, n_trials=len(todo), catch=(Exception,))
-    _log.info("Labelled %s with %s: %d trials.", task.task_id, algorithm, len(todo))
-
-
 # -- helpers -------------------------------------------------------------------------------
 def _study_name(task: Task, algorithm: str) -> str:
     return f"{_STUDY_PREFIX}|{task.task_id}|{algorithm}"
@@ -451,9 +360,3 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[package] = "unknown"
     return out
-
-
-def _progress(total: int, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, disable=not enabled, desc="studies", unit="study")

@@ -47,9 +47,10 @@ class EASERecommender(BaseRecommender):
     max_memory_gb : float, default=4.0
         Largest memory the fit may allocate for its ``n_items × n_items`` matrices. The
         fit refuses, before allocating, when its estimate exceeds this limit.
-    n_jobs : int or None, default=None
+    n_jobs : int or None, default=2
         Threads for BLAS during the inversion and scoring (``None``: one, ``-1``: all
-        cores).
+        cores). Two threads fitted and recommended 1.20× faster than one on MovieLens
+        100K (1,682 items) and 1.11× on a 5,000-item matrix, on an idle two-core machine.
 
     Attributes
     ----------
@@ -113,7 +114,7 @@ class EASERecommender(BaseRecommender):
         l2_reg: float = 300.0,
         *,
         max_memory_gb: float = 4.0,
-        n_jobs: int | None = None,
+        n_jobs: int | None = 2,
     ) -> None:
         self.l2_reg = l2_reg
         self.max_memory_gb = max_memory_gb

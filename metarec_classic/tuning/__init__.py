@@ -1,6 +1,22 @@
 """Optuna searches over a recommender's configuration, and the storages that hold them."""
 
-from metarec_classic.tuning._storage import StorageError, mask_url, resolve_storage
+from metarec_classic.tuning._design import (
+    DesignProgress,
+    claim_trial,
+    design_progress,
+    heartbeats_enabled,
+    hold_threads,
+    open_design_study,
+    recover_stale_trials,
+    run_claimed_trial,
+    worker_threads,
+)
+from metarec_classic.tuning._storage import (
+    StorageError,
+    mask_url,
+    resolve_storage,
+    storage_errors,
+)
 from metarec_classic.tuning._tune import (
     Portfolio,
     TuningResult,
@@ -11,13 +27,23 @@ from metarec_classic.tuning._tune import (
 )
 
 __all__ = [
+    "DesignProgress",
     "Portfolio",
     "StorageError",
     "TuningResult",
+    "claim_trial",
+    "design_progress",
+    "heartbeats_enabled",
+    "hold_threads",
     "make_objective",
     "mask_url",
+    "open_design_study",
+    "recover_stale_trials",
     "resolve_storage",
+    "run_claimed_trial",
+    "storage_errors",
     "suggest_config",
     "trials_frame",
     "tune",
+    "worker_threads",
 ]

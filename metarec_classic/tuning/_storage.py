@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
 from metarec_classic.exceptions import MetarecError, MetarecWarning
 
-__all__ = ["StorageError", "mask_url", "resolve_storage"]
+__all__ = ["StorageError", "mask_url", "resolve_storage", "storage_errors"]
 
 _log = logging.getLogger(__name__)
 
 #: Seconds between heartbeats of a running trial in a database storage, and the grace
-#: period after which a trial without heartbeat is marked failed.
+#: period after which a trial without heartbeat is marked failed (and run again once).
+#: The environment variables ``METAREC_HEARTBEAT_INTERVAL`` and ``METAREC_HEARTBEAT_GRACE``
+#: override them, e.g. to recover faster from workers that are known to be gone.
 HEARTBEAT_INTERVAL = 30
 HEARTBEAT_GRACE = 120
+#: How often the configuration of a trial whose process died is run again.
+STALE_TRIAL_RETRIES = 1
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -72,6 +79,41 @@ def resolve_storage(storage: str | os.PathLike[str] | BaseStorage | None) -> Bas
     return JournalStorage(JournalFileBackend(str(path)))
 
 
+@contextlib.contextmanager
+def storage_errors(storage: str | os.PathLike[str] | BaseStorage | None) -> Iterator[None]:
+    """Turn a database error inside the block into a :class:`StorageError` naming the URL.
+
+    A server that stops or becomes unreachable while studies run surfaces as one of
+    SQLAlchemy's many exception types; this names the storage (password masked), what to
+    check, and that rerunning resumes (finished trials are kept in the database).
+    """
+    try:
+        yield
+    except StorageError:
+        raise
+    except Exception as err:
+        # Optuna wraps some database errors in StorageInternalError; the cause tells more.
+        cause = err.__cause__ if isinstance(err, optuna.exceptions.StorageInternalError) else err
+        if cause is None or not type(cause).__module__.startswith(("sqlalchemy", "psycopg")):
+            raise
+        where = _describe(storage)
+        raise StorageError(
+            f"Lost the storage {where!r}: {type(cause).__name__}: {_first_line(cause)}. Check "
+            "that "
+            "the database server is running and reachable, then rerun the same command: "
+            "finished trials are kept and the work resumes where it stopped."
+        ) from err
+
+
+def _describe(storage: str | os.PathLike[str] | BaseStorage | None) -> str:
+    """The storage's URL or path with any password masked, else its type."""
+    if isinstance(storage, (str, os.PathLike)):
+        return mask_url(os.fspath(storage))
+    backend = getattr(storage, "_backend", storage)  # studies wrap databases in a cache
+    url = getattr(backend, "url", None)
+    return mask_url(str(url)) if url else type(storage).__name__
+
+
 def _open_database(url: str) -> RDBStorage:
     """Open a database storage, translating driver and connection errors."""
     masked = mask_url(url)
@@ -84,9 +126,15 @@ def _open_database(url: str) -> RDBStorage:
         )
     kwargs: dict[str, Any] = {}
     if not url.startswith("sqlite"):
-        kwargs = {"heartbeat_interval": HEARTBEAT_INTERVAL, "grace_period": HEARTBEAT_GRACE}
+        kwargs = {
+            "heartbeat_interval": _env_seconds("METAREC_HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL),
+            "grace_period": _env_seconds("METAREC_HEARTBEAT_GRACE", HEARTBEAT_GRACE),
+            "heartbeat_stale_trial_callback": _retry_callback(),
+        }
     try:
-        return RDBStorage(url, **kwargs)
+        with warnings.catch_warnings():  # heartbeats are experimental in Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(url, **kwargs)
     except ImportError as err:
         # Optuna re-raises the driver's ModuleNotFoundError as a plain ImportError, so the
         # missing module is found on the exception chain.
@@ -107,6 +155,29 @@ def _open_database(url: str) -> RDBStorage:
             f"{_first_line(err)}. Check that the server is running and reachable, the "
             "database exists, and the user name and password are right."
         ) from err
+
+
+def _env_seconds(name: str, default: int) -> int:
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise StorageError(
+            f"{name}={text!r} is not a whole number of seconds >= 1; fix or unset it."
+        )
+    return value
+
+
+def _retry_callback() -> Any:
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RetryHeartbeatStaleTrialCallback(max_retry=STALE_TRIAL_RETRIES)
 
 
 def _missing_module(err: BaseException) -> str | None:

@@ -1,0 +1,572 @@
+"""Build meta-training labels with one or many worker processes sharing one storage.
+
+Every (task, algorithm) pair is a design study (see
+:mod:`metarec_classic.tuning._design`): its configurations are fixed before the build and
+enqueued once, and workers take them one at a time through the storage alone. So a
+build may be spread over processes and machines that know nothing of each other beyond
+the storage URL, each study ends with exactly its budget of trials, and the labels are
+the same whether 1 or 40 workers built them.
+
+Threads: each of the ``workers`` processes on a machine holds BLAS and OpenMP to
+``cpu_count // workers`` threads (at least one), so that N workers never oversubscribe
+the cores. The trials themselves fit with one thread (models and BLAS) whatever the
+share: several models give different results for different thread counts (lock-free
+parallel SGD in BPR and LMF, BLAS summation order in a near-singular truncated SVD), and
+a label must be a function of the task and configuration alone. A build therefore uses
+the cores through its workers; run as many workers as cores.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import pickle
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage, InMemoryStorage
+from optuna.trial import TrialState
+
+from metarec_classic.data import Interactions, load_dataset
+from metarec_classic.meta._corpus import Task, _stable_seed
+from metarec_classic.meta._labels import (
+    LabelSet,
+    _is_label,
+    _load_study,
+    _record_task,
+    _study_name,
+    _task_split,
+    design_configs,
+    export_labels,
+)
+from metarec_classic.recommenders import ALGORITHM_NAMES, get_recommender_class
+from metarec_classic.tuning import (
+    DesignProgress,
+    StorageError,
+    claim_trial,
+    design_progress,
+    heartbeats_enabled,
+    hold_threads,
+    make_objective,
+    open_design_study,
+    recover_stale_trials,
+    resolve_storage,
+    run_claimed_trial,
+    storage_errors,
+    worker_threads,
+)
+from metarec_classic.tuning._tune import quiet_optuna
+
+__all__ = ["BuildStatus", "build_labels", "build_status", "run_worker"]
+
+_log = logging.getLogger(__name__)
+
+#: Seconds between looks at the storage while waiting for other workers' trials.
+_POLL_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class BuildStatus:
+    """How far a label build has come, read from its storage.
+
+    ``trials_per_second`` is measured over the last ten minutes of finished trials, by
+    every worker together; ``eta_seconds`` extrapolates it to the trials left.
+    """
+
+    studies_total: int
+    studies_done: int
+    trials_budget: int
+    trials_finished: int
+    trials_running: int
+    trials_retried: int
+    trials_per_second: float
+    eta_seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "studies_done": self.studies_done,
+            "studies_total": self.studies_total,
+            "trials_finished": self.trials_finished,
+            "trials_budget": self.trials_budget,
+            "trials_running": self.trials_running,
+            "trials_retried": self.trials_retried,
+            "trials_per_second": round(self.trials_per_second, 3),
+            "eta_seconds": None if math.isinf(self.eta_seconds) else round(self.eta_seconds),
+        }
+
+
+def build_labels(
+    tasks: Sequence[Task],
+    *,
+    algorithms: Sequence[str] = ALGORITHM_NAMES,
+    n_configs: int = 10,
+    storage: str | os.PathLike[str] | BaseStorage | None = None,
+    workers: int = 1,
+    loader: Callable[[str], Interactions] = load_dataset,
+    landmark_seconds: float = 10.0,
+    show_progress: bool = False,
+) -> LabelSet:
+    """Run the design of every (task, algorithm) pair and return the labels.
+
+    Parameters
+    ----------
+    tasks : sequence of Task
+        The tasks, e.g. from :func:`~metarec_classic.meta.make_tasks`.
+    algorithms : sequence of str
+        Algorithms to label.
+    n_configs : int, default=10
+        Configurations per (task, algorithm): the default plus ``n_configs - 1`` design
+        points (one for algorithms without parameters).
+    storage : str, path or optuna storage, optional
+        Where the studies live: a journal file resumes an interrupted build; a database
+        URL (PostgreSQL) lets processes on several machines build together and recovers
+        the trials of workers that died. In memory when omitted (``workers=1`` only).
+    workers : int, default=1
+        Worker processes started on this machine; with 1 the build runs in this process.
+        Running the same build on another machine, against the same storage URL, adds its
+        workers to the build.
+    loader : callable, default=load_dataset
+        Turns a task's dataset name into :class:`~metarec_classic.data.Interactions`; with
+        several workers it must be importable by name (a module-level function).
+    landmark_seconds : float, default=10.0
+        Time cap of the landmarkers in each task's meta-features.
+    show_progress : bool, default=False
+        A line on stderr per finished study and a progress bar over the whole build
+        (every worker on every machine), read from the storage.
+
+    Returns
+    -------
+    LabelSet
+    """
+    if workers < 1:
+        raise ValueError(f"`workers` must be at least 1, got {workers!r}.")
+    shared = isinstance(storage, (str, os.PathLike))
+    if workers > 1 and not shared:
+        raise ValueError(
+            "Several workers share their work through the storage: pass `storage` as a "
+            "journal file path or a database URL, not an in-memory storage."
+        )
+    resolved = resolve_storage(storage)
+    if resolved is None:
+        resolved = InMemoryStorage()
+    threads = worker_threads(workers)
+    _log.info(
+        "Building labels with %d worker(s) x %d thread(s) on %d core(s).",
+        workers,
+        threads,
+        os.cpu_count() or 1,
+    )
+    monitor = _Monitor(resolved, tasks, algorithms, n_configs, enabled=show_progress)
+    monitor.start()
+    try:
+        if workers == 1:
+            run_worker(
+                resolved,
+                tasks,
+                algorithms=algorithms,
+                n_configs=n_configs,
+                loader=loader,
+                landmark_seconds=landmark_seconds,
+                n_threads=threads,
+            )
+        else:
+            _run_processes(
+                os.fspath(storage),  # type: ignore[arg-type]
+                tasks,
+                algorithms,
+                n_configs,
+                loader,
+                landmark_seconds,
+                workers,
+                threads,
+            )
+    finally:
+        monitor.stop()
+    with storage_errors(storage):
+        return export_labels(resolved, tasks, algorithms=algorithms, n_configs=n_configs)
+
+
+def run_worker(
+    storage: str | os.PathLike[str] | BaseStorage,
+    tasks: Sequence[Task],
+    *,
+    algorithms: Sequence[str] = ALGORITHM_NAMES,
+    n_configs: int = 10,
+    loader: Callable[[str], Interactions] = load_dataset,
+    landmark_seconds: float = 10.0,
+    n_threads: int = 1,
+    worker_index: int = 0,
+    n_workers: int = 1,
+) -> int:
+    """Take and run waiting trials of the build until none is left; return how many ran.
+
+    The worker starts at its own place in the task list (``worker_index`` of
+    ``n_workers``) so that workers begin on different datasets. Once it finds nothing
+    more to take it still waits, with a database storage, for the trials other workers
+    are running: if one of those workers dies, this one runs the trial again.
+    """
+    with storage_errors(storage):
+        return _run_worker(
+            storage,
+            tasks,
+            algorithms=algorithms,
+            n_configs=n_configs,
+            loader=loader,
+            landmark_seconds=landmark_seconds,
+            n_threads=n_threads,
+            worker_index=worker_index,
+            n_workers=n_workers,
+        )
+
+
+def _run_worker(
+    storage: str | os.PathLike[str] | BaseStorage,
+    tasks: Sequence[Task],
+    *,
+    algorithms: Sequence[str],
+    n_configs: int,
+    loader: Callable[[str], Interactions],
+    landmark_seconds: float,
+    n_threads: int,
+    worker_index: int,
+    n_workers: int,
+) -> int:
+    resolved = resolve_storage(storage)
+    assert resolved is not None
+    start = (worker_index * len(tasks)) // max(1, n_workers)
+    order = list(tasks[start:]) + list(tasks[:start])
+    cache: dict[str, Interactions] = {}
+    ran = 0
+    previous_level = quiet_optuna()
+    try:
+        with hold_threads(n_threads):
+            for task in order:
+                split = _task_split(task, cache, loader)
+                _record_task(resolved, task, split, landmark_seconds)
+                if split is None:
+                    continue
+                for algorithm in algorithms:
+                    ran += _work_on(resolved, task, algorithm, split, n_configs)
+            ran += _wait_for_others(resolved, order, algorithms, n_configs, cache, loader)
+    finally:
+        optuna.logging.set_verbosity(previous_level)
+    return ran
+
+
+def build_status(
+    storage: str | os.PathLike[str] | BaseStorage,
+    tasks: Sequence[Task],
+    *,
+    algorithms: Sequence[str] = ALGORITHM_NAMES,
+    n_configs: int = 10,
+) -> BuildStatus:
+    """Read how far the build of ``tasks`` has come from ``storage``, without joining it."""
+    with storage_errors(storage):
+        resolved = resolve_storage(storage)
+        assert resolved is not None
+        return _read_status(resolved, tasks, algorithms, n_configs)
+
+
+def _read_status(
+    resolved: BaseStorage, tasks: Sequence[Task], algorithms: Sequence[str], n_configs: int
+) -> BuildStatus:
+    skipped = _skipped_tasks(resolved, tasks)
+    counts = _Counts()
+    recent: list[datetime] = []
+    now = datetime.now()
+    for task in tasks:
+        if task.task_id in skipped:
+            continue
+        for algorithm in algorithms:
+            budget = _budget(algorithm, n_configs)
+            study = _load_study(resolved, _study_name(task, algorithm))
+            if study is None:
+                counts.add(DesignProgress(budget, 0, 0, 0, 0))
+                continue
+            progress = design_progress(study, _is_label)
+            counts.add(replace(progress, budget=progress.budget or budget))
+            recent += [
+                t.datetime_complete
+                for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if t.datetime_complete and now - t.datetime_complete < timedelta(minutes=10)
+            ]
+    rate = 0.0
+    if len(recent) >= 2:
+        span = (max(recent) - min(recent)).total_seconds()
+        rate = (len(recent) - 1) / span if span > 0 else 0.0
+    left = counts.budget - counts.finished
+    eta = 0.0 if left <= 0 else (left / rate if rate > 0 else math.inf)
+    return BuildStatus(
+        studies_total=counts.studies,
+        studies_done=counts.done,
+        trials_budget=counts.budget,
+        trials_finished=counts.finished,
+        trials_running=counts.running,
+        trials_retried=counts.retried,
+        trials_per_second=rate,
+        eta_seconds=eta,
+    )
+
+
+# -- one study -----------------------------------------------------------------------------
+def _work_on(
+    storage: BaseStorage,
+    task: Task,
+    algorithm: str,
+    split: tuple[Interactions, Interactions],
+    n_configs: int,
+) -> int:
+    """Run waiting trials of one study until none is left; return how many ran."""
+    design = design_configs(algorithm, n_configs, seed=_stable_seed(f"{task.task_id}|{algorithm}"))
+    study = open_design_study(storage, _study_name(task, algorithm), design, is_label=_is_label)
+    if study is None:  # another process is enqueuing it right now
+        return 0
+    recover_stale_trials(study)
+    objective = None
+    ran = 0
+    while (trial := claim_trial(study)) is not None:
+        if objective is None:
+            objective = make_objective(algorithm, split[0], split[1], seed=task.seed, n_jobs=1)
+        with hold_threads(1):  # see the module docstring: labels must not depend on threads
+            run_claimed_trial(study, trial, objective)
+        ran += 1
+    return ran
+
+
+def _wait_for_others(
+    storage: BaseStorage,
+    tasks: Sequence[Task],
+    algorithms: Sequence[str],
+    n_configs: int,
+    cache: dict[str, Interactions],
+    loader: Callable[[str], Interactions],
+) -> int:
+    """Until every study is done, rerun the trials of workers that died (database only)."""
+    if not heartbeats_enabled(storage):
+        return 0
+    ran = 0
+    open_pairs = [(task, algorithm) for task in tasks for algorithm in algorithms]
+    while open_pairs:
+        still_open = []
+        for task, algorithm in open_pairs:
+            study = _load_study(storage, _study_name(task, algorithm))
+            if study is None or _is_skipped(storage, task):
+                continue
+            progress = design_progress(study, _is_label)
+            if progress.done:
+                continue
+            if progress.running or progress.waiting or not progress.budget:
+                split = _task_split(task, cache, loader)
+                if split is not None:
+                    ran += _work_on(storage, task, algorithm, split, n_configs)
+                still_open.append((task, algorithm))
+        open_pairs = [p for p in still_open if not _study_done(storage, *p)]
+        if open_pairs:
+            time.sleep(_POLL_SECONDS)
+    return ran
+
+
+def _study_done(storage: BaseStorage, task: Task, algorithm: str) -> bool:
+    study = _load_study(storage, _study_name(task, algorithm))
+    if study is None:
+        return False
+    progress = design_progress(study, _is_label)
+    # A study with nothing running or waiting cannot progress any more (its retries are
+    # used up); waiting on it would never end.
+    return progress.done or (progress.budget > 0 and not progress.running and not progress.waiting)
+
+
+def _is_skipped(storage: BaseStorage, task: Task) -> bool:
+    return bool(_skipped_tasks(storage, [task]))
+
+
+def _skipped_tasks(storage: BaseStorage, tasks: Sequence[Task]) -> set[str]:
+    skipped = set()
+    for task in tasks:
+        study = _load_study(storage, _study_name(task, "_task"))
+        if study is not None and study.user_attrs.get("skipped"):
+            skipped.add(task.task_id)
+    return skipped
+
+
+def _budget(algorithm: str, n_configs: int) -> int:
+    return 1 if not get_recommender_class(algorithm).search_space() else max(1, n_configs)
+
+
+class _Counts:
+    def __init__(self) -> None:
+        self.studies = self.done = self.budget = self.finished = 0
+        self.running = self.retried = 0
+
+    def add(self, progress: DesignProgress) -> None:
+        self.studies += 1
+        self.done += int(progress.done)
+        self.budget += progress.budget
+        self.finished += min(progress.finished, progress.budget)
+        self.running += progress.running
+        self.retried += progress.retried
+
+
+# -- processes -----------------------------------------------------------------------------
+def _run_processes(
+    storage: str,
+    tasks: Sequence[Task],
+    algorithms: Sequence[str],
+    n_configs: int,
+    loader: Callable[[str], Interactions],
+    landmark_seconds: float,
+    workers: int,
+    threads: int,
+) -> None:
+    """Start ``workers`` worker processes and wait for them.
+
+    Each worker is a fresh interpreter running this module (not a fork, and not
+    multiprocessing's spawn, which imports the caller's main module again and so needs an
+    ``if __name__ == "__main__"`` guard in every script and fails in notebooks). Its
+    arguments arrive pickled on stdin: this is one program talking to itself.
+    """
+    processes = []
+    with hold_threads(threads):  # the children start with these limits in their environment
+        for index in range(workers):
+            arguments = {
+                "storage": storage,
+                "tasks": list(tasks),
+                "algorithms": list(algorithms),
+                "n_configs": n_configs,
+                "loader": loader,
+                "landmark_seconds": landmark_seconds,
+                "n_threads": threads,
+                "worker_index": index,
+                "n_workers": workers,
+            }
+            process = subprocess.Popen(
+                [sys.executable, "-c", _WORKER_COMMAND], stdin=subprocess.PIPE
+            )
+            assert process.stdin is not None
+            process.stdin.write(pickle.dumps(arguments))
+            process.stdin.close()
+            processes.append(process)
+    try:
+        codes = [process.wait() for process in processes]
+    except KeyboardInterrupt:
+        for process in processes:
+            process.terminate()
+        raise
+    failed = [(index, code) for index, code in enumerate(codes) if code != 0]
+    if failed:
+        _log.warning(
+            "%d of %d workers stopped early (%s); rerun the same command to finish the build.",
+            len(failed),
+            workers,
+            ", ".join(f"worker {index}: exit code {code}" for index, code in failed),
+        )
+
+
+_WORKER_COMMAND = "from metarec_classic.meta._build import _worker_main; _worker_main()"
+
+
+def _worker_main() -> None:
+    """Entry point of a worker process started by :func:`_run_processes`."""
+    arguments = pickle.loads(sys.stdin.buffer.read())
+    storage = arguments.pop("storage")
+    tasks = arguments.pop("tasks")
+    try:
+        run_worker(storage, tasks, **arguments)
+    except StorageError as err:
+        sys.stderr.write(f"metarec worker {os.getpid()}: {err}\n")
+        sys.exit(1)
+
+
+# -- progress ------------------------------------------------------------------------------
+class _Monitor:
+    """Prints a line per finished study and a progress bar, reading the storage."""
+
+    def __init__(
+        self,
+        storage: BaseStorage,
+        tasks: Sequence[Task],
+        algorithms: Sequence[str],
+        n_configs: int,
+        *,
+        enabled: bool,
+        interval: float = 2.0,
+    ) -> None:
+        self.storage = storage
+        self.pairs = [(task, algorithm) for task in tasks for algorithm in algorithms]
+        self.n_configs = n_configs
+        self.enabled = enabled
+        self.interval = interval
+        self._done: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="build-monitor", daemon=True)
+        self._bar: Any = None
+        self._started = time.monotonic()
+        self._finished_at_start: int | None = None
+
+    def start(self) -> None:
+        if not self.enabled:
+            return
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=len(self.pairs), desc="studies", unit="study", file=sys.stderr)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if not self.enabled:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._poll()
+        self._bar.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self._poll()
+            except Exception as err:  # progress must never end a build
+                _log.debug("Progress could not be read: %s", err)
+
+    def _poll(self) -> None:
+        finished = 0
+        for task, algorithm in self.pairs:
+            name = _study_name(task, algorithm)
+            if name in self._done:
+                finished += _budget(algorithm, self.n_configs)
+                continue
+            study = _load_study(self.storage, name)
+            if study is None:
+                if _is_skipped(self.storage, task):  # too small to label: nothing to wait for
+                    self._done.add(name)
+                continue
+            progress = design_progress(study, _is_label)
+            finished += progress.finished
+            if progress.done:
+                self._done.add(name)
+                best = max(
+                    (t.value for t in study.get_trials(deepcopy=False) if t.value is not None),
+                    default=float("nan"),
+                )
+                self._bar.write(
+                    f"labelled {task.task_id} {algorithm}: {progress.finished}/"
+                    f"{progress.budget} trials, best ndcg@10 {best:.4f}"
+                    + (f", {progress.retried} retried" if progress.retried else ""),
+                    file=sys.stderr,
+                )
+        if self._finished_at_start is None:
+            self._finished_at_start = finished
+        self._bar.n = len(self._done)
+        total_trials = sum(_budget(a, self.n_configs) for _, a in self.pairs)
+        elapsed = time.monotonic() - self._started
+        rate = (finished - self._finished_at_start) / elapsed if elapsed > 0 else 0.0
+        left = total_trials - finished
+        eta = f"{left / rate / 60:.1f} min" if rate > 0 else "?"
+        self._bar.set_postfix_str(f"{rate:.2f} trials/s, {eta} left", refresh=False)
+        self._bar.refresh()

@@ -1,0 +1,322 @@
+"""Studies that run a fixed design of configurations, shared by many worker processes.
+
+A *design study* is an Optuna study whose trials are a list of configurations fixed
+before any of them runs, enqueued once as waiting trials. Workers, in any number of
+processes on any number of machines that open the same storage, take waiting trials one
+at a time; taking one is a single state change from WAITING to RUNNING that the storage
+grants to exactly one process (a row lock in a database, the log order in a journal
+file). Hence the budget holds exactly: a study ends with one finished trial per design
+point, whatever the number of workers, and no configuration runs twice.
+
+A worker that dies (out of memory, ``kill -9``, a lost machine) stops sending heartbeats;
+once the grace period has passed, the next worker that looks at the study marks the trial
+failed and enqueues its configuration again, once (see
+:func:`~metarec_classic.tuning.resolve_storage`). Heartbeats need a database storage: in a
+journal file the trial of a dead worker stays RUNNING.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import optuna
+from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
+from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+__all__ = [
+    "DESIGN_INDEX_ATTR",
+    "WORKER_ATTR",
+    "DesignProgress",
+    "claim_trial",
+    "design_progress",
+    "heartbeats_enabled",
+    "hold_threads",
+    "open_design_study",
+    "recover_stale_trials",
+    "run_claimed_trial",
+    "worker_threads",
+]
+
+_log = logging.getLogger(__name__)
+
+#: User attribute of every design trial: its position in the design.
+DESIGN_INDEX_ATTR = "design_index"
+#: User attribute naming the process that claimed a trial (``host:pid``).
+WORKER_ATTR = "worker"
+#: Study attributes: the design size once it is fully enqueued, and when enqueuing began.
+_DESIGN_SIZE_ATTR = "design_size"
+_DESIGN_STARTED_ATTR = "design_started"
+#: Seconds after which a design left half-enqueued (its process died) is completed by
+#: another process.
+ENQUEUE_GRACE = 60.0
+
+
+@dataclass(frozen=True)
+class DesignProgress:
+    """Trial counts of one design study.
+
+    ``finished`` counts design points with a label (a completed trial, or one that failed
+    with a recorded reason); ``retried`` counts trials whose process died and whose
+    configuration was enqueued again.
+    """
+
+    budget: int
+    finished: int
+    running: int
+    waiting: int
+    retried: int
+
+    @property
+    def done(self) -> bool:
+        return self.budget > 0 and self.finished >= self.budget
+
+
+def open_design_study(
+    storage: BaseStorage,
+    study_name: str,
+    configs: Sequence[dict[str, Any]],
+    *,
+    is_label: Callable[[optuna.trial.FrozenTrial], bool],
+) -> optuna.Study | None:
+    """Return the study with ``configs`` enqueued exactly once, creating it if needed.
+
+    Creating a study is the one step the storage grants to a single process (names are
+    unique), so the process that creates it is the one that enqueues the design. Returns
+    ``None`` while another process is still enqueuing; call again later.
+    """
+    try:
+        study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize")
+    except DuplicatedStudyError:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        if _DESIGN_SIZE_ATTR in study.user_attrs:
+            return study
+        started = study.user_attrs.get(_DESIGN_STARTED_ATTR)
+        if started is not None and time.time() - float(started) < ENQUEUE_GRACE:
+            return None
+        # The creator died while enqueuing. One process, the one that creates the repair
+        # study, enqueues the design points that have no trial yet.
+        try:
+            optuna.create_study(study_name=f"{study_name}|repair", storage=storage)
+        except DuplicatedStudyError:
+            return None
+        _enqueue(study, configs, skip=_design_indices(study, is_label=None))
+        return study
+    study.set_user_attr(_DESIGN_STARTED_ATTR, time.time())
+    _enqueue(study, configs, skip=set())
+    return study
+
+
+def _enqueue(study: optuna.Study, configs: Sequence[dict[str, Any]], skip: set[int]) -> None:
+    for index, config in enumerate(configs):
+        if index not in skip:
+            study.enqueue_trial(dict(config), user_attrs={DESIGN_INDEX_ATTR: index})
+    study.set_user_attr(_DESIGN_SIZE_ATTR, len(configs))
+
+
+def _design_indices(
+    study: optuna.Study, is_label: Callable[[optuna.trial.FrozenTrial], bool] | None
+) -> set[int]:
+    """Design indices that have a trial (with ``is_label``: a labelling trial)."""
+    return {
+        int(t.user_attrs[DESIGN_INDEX_ATTR])
+        for t in study.get_trials(deepcopy=False)
+        if DESIGN_INDEX_ATTR in t.user_attrs and (is_label is None or is_label(t))
+    }
+
+
+def claim_trial(study: optuna.Study) -> optuna.Trial | None:
+    """Take one waiting trial of ``study`` for this process, or ``None`` if none is left.
+
+    The change from WAITING to RUNNING succeeds for exactly one process; a trial another
+    process took first is skipped. The claimed trial gets its first heartbeat at once and
+    then the user attribute ``worker`` (``host:pid``), in that order: a running trial
+    without ``worker`` may have no heartbeat, and :func:`recover_stale_trials` judges it
+    by its start time instead.
+    """
+    storage = study._storage
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        # FrozenTrial keeps the storage's trial id private; Optuna's own queue uses it too.
+        trial_id = frozen._trial_id
+        try:
+            if not storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
+                continue
+        except UpdateFinishedTrialError:
+            continue
+        if heartbeats_enabled(storage):
+            storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+        trial = optuna.Trial(study, trial_id)
+        trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
+        return trial
+    return None
+
+
+def run_claimed_trial(
+    study: optuna.Study, trial: optuna.Trial, objective: Callable[[optuna.Trial], float]
+) -> TrialState:
+    """Run ``objective`` on a claimed trial, sending heartbeats, and record its outcome.
+
+    An exception from the objective fails the trial (the objective records why); a
+    ``KeyboardInterrupt`` fails it too and is raised again.
+    """
+    with _heartbeat(study._storage, trial._trial_id):
+        try:
+            value = objective(trial)
+        except KeyboardInterrupt:
+            # The configuration said nothing wrong: fail the trial and queue it again, so
+            # that the next run of the build runs it.
+            study.tell(trial, state=TrialState.FAIL)
+            _queue_again(study, study._storage.get_trial(trial._trial_id))
+            raise
+        except Exception as err:
+            _log.debug("Trial %d of %s failed: %s", trial.number, study.study_name, err)
+            study.tell(trial, state=TrialState.FAIL)
+            return TrialState.FAIL
+    study.tell(trial, value)
+    return TrialState.COMPLETE
+
+
+def _queue_again(study: optuna.Study, failed: optuna.trial.FrozenTrial) -> None:
+    """Enqueue the configuration of a trial that failed for its process, linked to it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        RetryHeartbeatStaleTrialCallback()(study, failed)
+
+
+def recover_stale_trials(study: optuna.Study) -> None:
+    """Fail the running trials whose process died, and enqueue each configuration again once.
+
+    A trial is stale when its heartbeat is older than the storage's grace period, or,
+    for a trial whose process died between claiming it and its first heartbeat (it has
+    no ``worker`` attribute), when it started longer ago than the grace period.
+    """
+    storage: Any = study._storage
+    if not heartbeats_enabled(storage):
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    grace = _grace_seconds(storage)
+    now = datetime.now()
+    retry = storage.get_heartbeat_stale_trial_callback()
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        started = frozen.datetime_start
+        if WORKER_ATTR in frozen.user_attrs or started is None:
+            continue
+        if (now - started).total_seconds() <= grace:
+            continue
+        try:
+            won = storage.set_trial_state_values(frozen._trial_id, state=TrialState.FAIL)
+        except UpdateFinishedTrialError:
+            continue
+        if won and retry is not None:
+            retry(study, storage.get_trial(frozen._trial_id))
+
+
+def design_progress(
+    study: optuna.Study, is_label: Callable[[optuna.trial.FrozenTrial], bool]
+) -> DesignProgress:
+    """Count the design points of ``study`` that are finished, running and waiting."""
+    trials = study.get_trials(deepcopy=False)
+    budget = int(study.user_attrs.get(_DESIGN_SIZE_ATTR, 0))
+    finished = {t.user_attrs.get(DESIGN_INDEX_ATTR, t.number) for t in trials if is_label(t)}
+    return DesignProgress(
+        budget=budget,
+        finished=len(finished),
+        running=sum(t.state == TrialState.RUNNING for t in trials),
+        waiting=sum(t.state == TrialState.WAITING for t in trials),
+        retried=sum("failed_trial" in t.system_attrs for t in trials),
+    )
+
+
+# -- threads -------------------------------------------------------------------------------
+def worker_threads(n_workers: int, n_cpus: int | None = None) -> int:
+    """Threads each of ``n_workers`` processes may use so that together they fill the cores.
+
+    The cores are split evenly (rounded down, at least one each): 2 workers on 2 cores get
+    one thread each, 1 worker gets both.
+    """
+    cpus = n_cpus if n_cpus is not None else (os.cpu_count() or 1)
+    return max(1, cpus // max(1, n_workers))
+
+
+_THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+
+@contextlib.contextmanager
+def hold_threads(n_threads: int) -> Iterator[None]:
+    """Hold BLAS and OpenMP to ``n_threads`` in this process (and the processes it starts)."""
+    from threadpoolctl import threadpool_limits
+
+    saved = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
+    os.environ.update({name: str(n_threads) for name in _THREAD_VARIABLES})
+    try:
+        with threadpool_limits(limits=n_threads):
+            yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+# -- heartbeats ----------------------------------------------------------------------------
+def heartbeats_enabled(storage: BaseStorage) -> bool:
+    """Whether trials in ``storage`` send heartbeats (database storages opened by metarec).
+
+    Studies wrap a database storage in a cache that forwards heartbeats, so the test is
+    on the methods rather than the class.
+    """
+    interval = getattr(storage, "get_heartbeat_interval", None)
+    return callable(interval) and interval() is not None and hasattr(storage, "record_heartbeat")
+
+
+def _grace_seconds(storage: BaseStorage) -> float:
+    """The storage's grace period (Optuna's rule: twice the interval when unset)."""
+    backend = getattr(storage, "_backend", storage)  # the cache keeps the database here
+    grace = getattr(backend, "grace_period", None)
+    return float(grace) if grace else 2.0 * float(storage.get_heartbeat_interval() or 1)  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def _heartbeat(storage: BaseStorage, trial_id: int) -> Iterator[None]:
+    """Record a heartbeat for ``trial_id`` now and then every interval until the block ends."""
+    if not heartbeats_enabled(storage):
+        yield
+        return
+    beating: Any = storage
+    interval = float(beating.get_heartbeat_interval() or 1)
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            try:
+                beating.record_heartbeat(trial_id)
+            except Exception as err:  # a lost server must not kill the trial's thread
+                _log.warning("Could not record a heartbeat: %s", err)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

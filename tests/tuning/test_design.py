@@ -1,0 +1,148 @@
+"""Design studies: a fixed list of configurations, enqueued once, each claimed once."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from metarec_classic.tuning import (
+    claim_trial,
+    design_progress,
+    hold_threads,
+    open_design_study,
+    recover_stale_trials,
+    resolve_storage,
+    run_claimed_trial,
+    worker_threads,
+)
+from metarec_classic.tuning._design import DESIGN_INDEX_ATTR, WORKER_ATTR
+
+CONFIGS = [{"x": 0.1}, {"x": 0.4}, {"x": 0.7}, {"x": 0.9}]
+
+
+def _is_label(trial: optuna.trial.FrozenTrial) -> bool:
+    return trial.state == TrialState.COMPLETE
+
+
+def _objective(trial: optuna.Trial) -> float:
+    return trial.suggest_float("x", 0.0, 1.0)
+
+
+def test_the_design_is_enqueued_once_however_often_it_is_opened(tmp_path) -> None:
+    storage = resolve_storage(tmp_path / "studies.journal")
+    first = open_design_study(storage, "design", CONFIGS, is_label=_is_label)
+    second = open_design_study(storage, "design", CONFIGS, is_label=_is_label)
+    assert first is not None and second is not None
+    trials = second.get_trials()
+    assert len(trials) == len(CONFIGS)
+    assert [t.user_attrs[DESIGN_INDEX_ATTR] for t in trials] == [0, 1, 2, 3]
+    assert design_progress(second, _is_label).budget == len(CONFIGS)
+
+
+def test_two_handles_never_claim_the_same_trial(tmp_path) -> None:
+    path = tmp_path / "studies.journal"
+    one = open_design_study(resolve_storage(path), "design", CONFIGS, is_label=_is_label)
+    other = optuna.load_study(study_name="design", storage=resolve_storage(path))
+    assert one is not None
+    claimed = []
+    for study in (one, other, one, other, one, other):
+        trial = claim_trial(study)
+        if trial is not None:
+            claimed.append(trial.number)
+            assert WORKER_ATTR in study.trials[trial.number].user_attrs
+            run_claimed_trial(study, trial, _objective)
+    assert sorted(claimed) == [0, 1, 2, 3]
+    progress = design_progress(other, _is_label)
+    assert (progress.finished, progress.running, progress.waiting) == (4, 0, 0)
+    assert progress.done
+    values = sorted(t.value for t in other.get_trials())
+    assert values == [0.1, 0.4, 0.7, 0.9]
+
+
+def test_a_failing_objective_fails_its_trial_only(tmp_path) -> None:
+    study = open_design_study(
+        resolve_storage(tmp_path / "s.journal"), "design", CONFIGS[:2], is_label=_is_label
+    )
+    assert study is not None
+
+    def flaky(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        if x < 0.2:
+            raise ValueError("too small")
+        return x
+
+    states = []
+    while (trial := claim_trial(study)) is not None:
+        states.append(run_claimed_trial(study, trial, flaky))
+    assert states == [TrialState.FAIL, TrialState.COMPLETE]
+
+
+def test_a_design_left_half_enqueued_is_completed_by_another_process(tmp_path, monkeypatch) -> None:
+    storage = resolve_storage(tmp_path / "s.journal")
+    # A creator that died after enqueuing two of the four points, long ago.
+    study = optuna.create_study(study_name="design", storage=storage, direction="maximize")
+    study.set_user_attr("design_started", time.time() - 3600)
+    for index in (0, 1):
+        study.enqueue_trial(CONFIGS[index], user_attrs={DESIGN_INDEX_ATTR: index})
+    repaired = open_design_study(storage, "design", CONFIGS, is_label=_is_label)
+    assert repaired is not None
+    indices = sorted(t.user_attrs[DESIGN_INDEX_ATTR] for t in repaired.get_trials())
+    assert indices == [0, 1, 2, 3]
+    # Repair happens once: a second opener finds the design complete.
+    again = open_design_study(storage, "design", CONFIGS, is_label=_is_label)
+    assert again is not None and len(again.get_trials()) == 4
+
+
+def test_a_design_being_enqueued_right_now_is_left_alone(tmp_path) -> None:
+    storage = resolve_storage(tmp_path / "s.journal")
+    study = optuna.create_study(study_name="design", storage=storage)
+    study.set_user_attr("design_started", time.time())
+    assert open_design_study(storage, "design", CONFIGS, is_label=_is_label) is None
+    assert len(study.get_trials()) == 0
+
+
+@pytest.mark.parametrize(
+    ("workers", "cpus", "expected"), [(1, 2, 2), (2, 2, 1), (4, 2, 1), (3, 8, 2), (1, 1, 1)]
+)
+def test_worker_threads_split_the_cores(workers: int, cpus: int, expected: int) -> None:
+    assert worker_threads(workers, n_cpus=cpus) == expected
+
+
+def test_hold_threads_sets_and_restores_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    with hold_threads(1):
+        assert os.environ["OMP_NUM_THREADS"] == "1"
+        assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    assert os.environ["OMP_NUM_THREADS"] == "7"
+    assert "OPENBLAS_NUM_THREADS" not in os.environ
+
+
+def test_a_trial_claimed_by_a_process_that_died_before_its_heartbeat_is_retried(
+    postgres_database, monkeypatch
+) -> None:
+    monkeypatch.setenv("METAREC_HEARTBEAT_INTERVAL", "1")
+    monkeypatch.setenv("METAREC_HEARTBEAT_GRACE", "1")
+    storage = resolve_storage(postgres_database)
+    study = open_design_study(storage, "design", CONFIGS[:1], is_label=_is_label)
+    assert study is not None
+    # Claimed (WAITING -> RUNNING) but never reached its first heartbeat.
+    waiting = study.get_trials(states=(TrialState.WAITING,))[0]
+    assert storage.set_trial_state_values(waiting._trial_id, state=TrialState.RUNNING)
+    recover_stale_trials(study)
+    assert study.get_trials()[0].state == TrialState.RUNNING  # still within the grace period
+    time.sleep(2.5)
+    recover_stale_trials(study)
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+    assert trials[1].system_attrs["failed_trial"] == 0
+    assert trials[1].user_attrs[DESIGN_INDEX_ATTR] == 0
+    retry = claim_trial(study)
+    assert retry is not None
+    run_claimed_trial(study, retry, _objective)
+    progress = design_progress(study, _is_label)
+    assert (progress.finished, progress.retried, progress.done) == (1, 1, True)
