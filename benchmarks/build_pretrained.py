@@ -1,22 +1,22 @@
 """Rebuild the labels and the meta-model that ship with metarec_classic.
 
 Cuts tasks from every dataset in the shared data folder, runs the label design of every
-(task, algorithm) pair into a journal file (so an interrupted build resumes where it
-stopped), exports the labels table into the package and trains the shipped meta-model.
+(task, algorithm) pair into a storage (a journal file by default, so an interrupted build
+resumes where it stopped; a PostgreSQL URL lets several machines build together), exports
+the labels table into the package and trains the shipped meta-model.
 
-    python benchmarks/build_pretrained.py --shard 0/2 &   # two processes, one per core
-    python benchmarks/build_pretrained.py --shard 1/2 &
-    wait
+    python benchmarks/build_pretrained.py --workers 2     # one worker per core
     python benchmarks/build_pretrained.py --export        # labels table + meta-model
 
-Each shard takes every n-th task, so shards never run the same study. Figures (tasks,
-labels, wall time) are printed at the end of each step.
+Workers take trials one at a time from the storage, so they never run the same one.
+Figures (tasks, labels, wall time) are printed at the end of each step.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 import warnings
@@ -86,8 +86,10 @@ def complete_tasks_only(labels: LabelSet) -> LabelSet:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--journal", type=Path, default=DEFAULT_JOURNAL)
-    parser.add_argument("--shard", default="0/1", help="i/n: run every n-th task from i")
+    parser.add_argument(
+        "--storage", default=str(DEFAULT_JOURNAL), help="journal file or database URL"
+    )
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--export", action="store_true", help="export labels, train, save")
     parser.add_argument(
         "--refresh-features",
@@ -103,7 +105,7 @@ def main() -> int:
     started = time.perf_counter()
 
     if args.export:
-        labels = export_labels(str(args.journal), tasks, n_configs=N_CONFIGS)
+        labels = export_labels(args.storage, tasks, n_configs=N_CONFIGS)
         labels = complete_tasks_only(labels)
         if args.refresh_features:
             labels = recompute_task_features(labels, tasks, loader=load_dataset)
@@ -117,12 +119,19 @@ def main() -> int:
         )
         return 0
 
-    index, count = (int(part) for part in args.shard.split("/"))
-    mine = tasks[index::count]
-    args.journal.parent.mkdir(parents=True, exist_ok=True)
-    build_labels(mine, n_configs=N_CONFIGS, storage=str(args.journal), loader=load_dataset)
+    if "://" not in args.storage:
+        Path(args.storage).parent.mkdir(parents=True, exist_ok=True)
+    build_labels(
+        tasks,
+        n_configs=N_CONFIGS,
+        storage=args.storage,
+        workers=args.workers,
+        loader=load_dataset,
+        show_progress=True,
+    )
     print(
-        f"shard {args.shard}: {len(mine)} tasks labelled in {time.perf_counter() - started:.1f} s"
+        f"{len(tasks)} tasks labelled by {args.workers} workers in "
+        f"{time.perf_counter() - started:.1f} s"
     )
     return 0
 
