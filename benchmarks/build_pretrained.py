@@ -6,7 +6,8 @@ resumes where it stopped; a PostgreSQL URL lets several machines build together)
 the labels table into the package and trains the shipped meta-model.
 
     python benchmarks/build_pretrained.py --workers 2     # one worker per core
-    python benchmarks/build_pretrained.py --export        # labels table + meta-model
+    python benchmarks/build_pretrained.py --user-labels   # per-user labels at each best config
+    python benchmarks/build_pretrained.py --export        # labels tables + meta-models
 
 Workers take trials one at a time from the storage, so they never run the same one.
 Figures (tasks, labels, wall time) are printed at the end of each step.
@@ -26,8 +27,11 @@ from metarec_classic.data import DATASETS, load_dataset
 from metarec_classic.meta import (
     LabelSet,
     MetaModel,
+    UserMetaModel,
     build_labels,
+    build_user_labels,
     export_labels,
+    export_user_labels,
     make_tasks,
     pretrained_path,
     recompute_task_features,
@@ -36,6 +40,9 @@ from metarec_classic.meta import (
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_JOURNAL = HERE / "results" / "corpus.journal"
+DEFAULT_USER_JOURNAL = HERE / "results" / "user_labels.journal"
+#: Validation users sampled per task for the per-user labels.
+USERS_PER_TASK = 200
 # Task seeds: each dataset is cut with every plan entry once per seed.
 SEEDS = (0,)
 N_CONFIGS = 8
@@ -90,6 +97,12 @@ def main() -> int:
         "--storage", default=str(DEFAULT_JOURNAL), help="journal file or database URL"
     )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--user-labels",
+        action="store_true",
+        help="per-user NDCG@10 of each task's best configurations (after the labels)",
+    )
+    parser.add_argument("--user-storage", default=str(DEFAULT_USER_JOURNAL))
     parser.add_argument("--export", action="store_true", help="export labels, train, save")
     parser.add_argument(
         "--refresh-features",
@@ -112,10 +125,28 @@ def main() -> int:
         labels.save(args.labels_out)
         model = MetaModel().fit(labels)
         model.save(args.model_out)
+        user_labels = export_user_labels(
+            args.user_storage, labels, tasks, users_per_task=USERS_PER_TASK
+        )
+        user_labels.save(args.labels_out)
+        user_model = UserMetaModel().fit(user_labels.users, user_labels.scores, labels.tasks)
+        user_model.save(args.model_out)
         print(
-            f"exported {len(labels.labels)} labels from {len(labels.tasks)} tasks to "
-            f"{args.labels_out}; meta-model with {len(model.candidates_)} candidates to "
+            f"exported {len(labels.labels)} labels from {len(labels.tasks)} tasks and "
+            f"{len(user_labels.scores)} per-user labels to {args.labels_out}; meta-model "
+            f"with {len(model.candidates_)} candidates and per-user meta-model to "
             f"{args.model_out} in {time.perf_counter() - started:.1f} s"
+        )
+        return 0
+
+    if args.user_labels:
+        labels = complete_tasks_only(export_labels(args.storage, tasks, n_configs=N_CONFIGS))
+        user_labels = build_user_labels(
+            labels, tasks, storage=args.user_storage, users_per_task=USERS_PER_TASK
+        )
+        print(
+            f"per-user labels: {len(user_labels.scores)} from {len(user_labels.users)} users "
+            f"in {time.perf_counter() - started:.1f} s"
         )
         return 0
 

@@ -17,7 +17,20 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from metarec_classic.data import IdMap, Interactions
-from metarec_classic.meta import Candidate, MetaModel, Selection, load_pretrained, select
+from metarec_classic.meta import (
+    NO_HISTORY,
+    Candidate,
+    MetaModel,
+    Selection,
+    UserMetaModel,
+    activity_segments,
+    choose_per_segment,
+    learned_segments,
+    load_pretrained,
+    load_pretrained_user_model,
+    select,
+)
+from metarec_classic.metafeatures import user_metafeatures
 from metarec_classic.recommenders import (
     RecommenderFileError,
     load_recommender,
@@ -31,6 +44,7 @@ __all__ = ["MetaRecommender"]
 _log = logging.getLogger(__name__)
 
 _FILE = "metarecommender.json"
+_SEGMENT_MODES = ("activity", "auto")
 
 
 class MetaRecommender(BaseEstimator):  # type: ignore[misc]
@@ -52,6 +66,19 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         Seconds after which the search starts no new trial.
     storage : str, optional
         Optuna storage of the search (journal file path or database URL).
+    segments : {"auto", "activity"} or None, default=None
+        Choose per user segment: ``"activity"`` cuts users by training interactions
+        (none, 1-4, 5-19, 20-99, 100+), ``"auto"`` learns a few readable rules over the
+        user meta-features. A per-user meta-model predicts each user's NDCG@10 under each
+        algorithm; a segment gets another algorithm than the dataset-level choice only
+        where that is predicted clearly better (see
+        :func:`~metarec_classic.meta.choose_per_segment`). One model is fitted per
+        distinct choice. ``None`` serves every user with the dataset-level choice.
+    user_meta_model : UserMetaModel, path or None, default=None
+        The per-user meta-model, a folder saved by :meth:`UserMetaModel.save`, or
+        ``None`` for the one shipped with the package.
+    min_segment_size : int, default=50
+        Users a segment needs before it may differ from the dataset-level choice.
     random_state : int, default=0
         Seeds meta-features, the search and the fitted model.
     show_progress : bool, default=False
@@ -66,7 +93,14 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
     config_ : dict
         The chosen configuration.
     model_ : BaseRecommender
-        The chosen recommender, fitted on all the training data.
+        The dataset-level choice, fitted on all the training data.
+    models_ : list of BaseRecommender
+        Every fitted model: ``model_`` first, then one per other per-segment choice.
+    segments_ : DataFrame or None
+        With ``segments``: one row per segment (``segment``, ``rule``, ``n_users``,
+        ``algorithm``, ``config``, ``predicted_ndcg@10``, ``dataset_choice``,
+        ``predicted_ndcg@10_dataset_choice``, ``fell_back``, ``reason``, ``model``: the
+        position in ``models_``).
     tuning_ : TuningResult or None
         The warm-started search, when ``n_trials > 0``.
     user_map_, item_map_ : IdMap
@@ -90,6 +124,9 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         n_trials: int = 0,
         timeout: float | None = None,
         storage: str | None = None,
+        segments: str | None = None,
+        user_meta_model: UserMetaModel | str | os.PathLike[str] | None = None,
+        min_segment_size: int = 50,
         random_state: int = 0,
         show_progress: bool = False,
     ) -> None:
@@ -97,12 +134,34 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         self.n_trials = n_trials
         self.timeout = timeout
         self.storage = storage
+        self.segments = segments
+        self.user_meta_model = user_meta_model
+        self.min_segment_size = min_segment_size
         self.random_state = random_state
         self.show_progress = show_progress
 
     def select(self, interactions: Interactions) -> Selection:
         """Rank algorithms and configurations for ``interactions`` (no model is fitted)."""
         return select(interactions, self._meta_model(), random_state=self.random_state)
+
+    def select_segments(self, interactions: Interactions) -> pd.DataFrame:
+        """The per-segment choice for ``interactions`` without fitting or searching.
+
+        Returns the table :attr:`segments_` would hold after ``fit`` with ``n_trials=0``.
+        """
+        if self.segments not in _SEGMENT_MODES:
+            raise ValueError(
+                f"`segments` must be 'auto' or 'activity' to choose per segment; got "
+                f"{self.segments!r}."
+            )
+        self.selection_ = self.select(interactions)
+        self.algorithm_ = self.selection_.best.algorithm
+        self.config_ = dict(self.selection_.best.config)
+        self.user_route_ = np.zeros(interactions.n_users, dtype=np.int32)
+        self.no_history_model_ = 0
+        self._choose_segments(interactions)
+        assert self.segments_ is not None
+        return self.segments_.copy()
 
     def fit(self, interactions: Interactions) -> MetaRecommender:
         """Choose, optionally tune, and fit a recommender on ``interactions``."""
@@ -113,6 +172,10 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
             )
         if not isinstance(self.n_trials, (int, np.integer)) or self.n_trials < 0:
             raise ValueError(f"`n_trials` must be an int >= 0; got {self.n_trials!r}.")
+        if self.segments is not None and self.segments not in _SEGMENT_MODES:
+            raise ValueError(
+                f"`segments` must be 'auto', 'activity' or None; got {self.segments!r}."
+            )
         started = time.perf_counter()
         self.selection_ = self.select(interactions)
         self.tuning_ = None
@@ -134,9 +197,17 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
             )
             self.algorithm_ = self.tuning_.best_algorithm
             self.config_ = dict(self.tuning_.best_config)
-        self.model_ = make_recommender(
-            self.algorithm_, self.config_, random_state=self.random_state
-        ).fit(interactions)
+        choices = [(self.algorithm_, self.config_)]
+        self.segments_ = None
+        self.user_route_ = np.zeros(interactions.n_users, dtype=np.int32)
+        self.no_history_model_ = 0
+        if self.segments is not None:
+            choices = self._choose_segments(interactions)
+        self.models_ = [
+            make_recommender(algorithm, config, random_state=self.random_state).fit(interactions)
+            for algorithm, config in choices
+        ]
+        self.model_ = self.models_[0]
         self.user_map_ = interactions.user_map
         self.item_map_ = interactions.item_map
         self.fit_seconds_ = time.perf_counter() - started
@@ -161,9 +232,19 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
                 len(ids),
                 ids[unknown][0],
             )
-        # Unknown users get an index past the training users: the popularity fallback.
-        rows = np.where(rows < 0, self.model_.user_items_.shape[0], rows)
-        items, scores = self.model_.recommend(rows, k=k, exclude_seen=exclude_seen)
+        # Unknown users go to the model of users without history, with an index past the
+        # training users: that model's fallback for users it has never seen.
+        route = np.where(unknown, self.no_history_model_, self.user_route_[np.maximum(rows, 0)])
+        rows = np.where(unknown, self.model_.user_items_.shape[0], rows)
+        items = np.full((len(ids), k), -1, dtype=np.int64)
+        scores = np.full((len(ids), k), -np.inf, dtype=np.float32)
+        for index in np.unique(route):
+            chosen = route == index
+            got_items, got_scores = self.models_[index].recommend(
+                rows[chosen], k=k, exclude_seen=exclude_seen
+            )
+            items[chosen, : got_items.shape[1]] = got_items
+            scores[chosen, : got_scores.shape[1]] = got_scores
         user_col = np.repeat(ids, items.shape[1])
         flat_items, flat_scores = items.ravel(), scores.ravel()
         valid = flat_items >= 0
@@ -203,15 +284,43 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         frame["value"] = [self.selection_.features[f] for f in frame["feature"]]
         return frame.head(top)[["feature", "value", "contribution"]].reset_index(drop=True)
 
+    def explain_segments(self) -> pd.DataFrame:
+        """Each segment's rule, size, chosen algorithm and configuration, and predictions.
+
+        Raises
+        ------
+        NotFittedError
+            If the model was fitted without ``segments``.
+        """
+        check_is_fitted(self, "model_")
+        if self.segments_ is None:
+            raise NotFittedError(
+                "This MetaRecommender serves every user with one algorithm; fit it with "
+                "`segments='auto'` or `segments='activity'` to choose per user segment."
+            )
+        return self.segments_.copy()
+
     def save(self, folder: str | os.PathLike[str]) -> Path:
         """Write the fitted model (arrays plus JSON, no pickle) and the choice to ``folder``."""
         check_is_fitted(self, "model_")
         path = Path(folder)
-        save_recommender(self.model_, path / "model")
+        for index, model in enumerate(self.models_):
+            save_recommender(model, path / _model_folder(index))
+        segments = None
+        if self.segments_ is not None:
+            segments = json.loads(self.segments_.to_json(orient="records"))
         document = {
             "algorithm": self.algorithm_,
             "config": self.config_,
-            "params": {k: v for k, v in self.get_params(deep=False).items() if k != "meta_model"},
+            "n_models": len(self.models_),
+            "segments": segments,
+            "user_route": self.user_route_.tolist() if len(self.models_) > 1 else None,
+            "no_history_model": self.no_history_model_,
+            "params": {
+                k: v
+                for k, v in self.get_params(deep=False).items()
+                if k not in ("meta_model", "user_meta_model")
+            },
             "selection": self.selection_.to_dict(),
             "user_ids": _ids_to_json(self.user_map_),
             "item_ids": _ids_to_json(self.item_map_),
@@ -244,7 +353,20 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
                 "it was saved: the file was changed. Fit and save the model again."
             )
         rec = cls(**document["params"])
-        rec.model_ = load_recommender(path / "model")
+        rec.models_ = [
+            load_recommender(path / _model_folder(index))
+            for index in range(int(document.get("n_models", 1)))
+        ]
+        rec.model_ = rec.models_[0]
+        rec.segments_ = (
+            None if document.get("segments") is None else pd.DataFrame(document["segments"])
+        )
+        route = document.get("user_route")
+        n_users = rec.model_.user_items_.shape[0]
+        rec.user_route_ = (
+            np.zeros(n_users, dtype=np.int32) if route is None else np.asarray(route, np.int32)
+        )
+        rec.no_history_model_ = int(document.get("no_history_model", 0))
         rec.algorithm_ = document["algorithm"]
         rec.config_ = document["config"]
         rec.user_map_ = _ids_from_json(document["user_ids"])
@@ -260,6 +382,65 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         return rec
 
     # -- helpers -------------------------------------------------------------------------
+    def _choose_segments(self, interactions: Interactions) -> list[tuple[str, dict[str, Any]]]:
+        """Choose per segment; return the distinct (algorithm, config) pairs to fit.
+
+        The dataset-level choice comes first. Another algorithm takes the configuration
+        the meta-model ranks highest for it on this data.
+        """
+        features = user_metafeatures(interactions, random_state=self.random_state)
+        user_model = self._user_meta_model()
+        known = set(user_model.algorithms_)
+        if self.algorithm_ not in known:
+            raise ValueError(
+                f"The per-user meta-model knows {sorted(known)!r} but not the dataset-level "
+                f"choice {self.algorithm_!r}, so it cannot compare segments against it; "
+                "train the per-user meta-model on labels of every algorithm."
+            )
+        algorithms = [a for a in self.selection_.algorithms()["algorithm"] if a in known]
+        predictions = user_model.predict(features, self.selection_.features, algorithms)
+        if self.segments == "activity":
+            segments = activity_segments(features)
+        else:
+            segments = learned_segments(
+                features,
+                predictions,
+                min_segment_size=self.min_segment_size,
+                random_state=self.random_state,
+            )
+        picks = choose_per_segment(
+            predictions, segments, self.algorithm_, min_segment_size=self.min_segment_size
+        )
+        top_config = {
+            row.algorithm: dict(row.config) for row in self.selection_.algorithms().itertuples()
+        }
+        choices: list[tuple[str, dict[str, Any]]] = [(self.algorithm_, self.config_)]
+        rows = []
+        for pick in picks:
+            config = (
+                self.config_ if pick.algorithm == self.algorithm_ else top_config[pick.algorithm]
+            )
+            if (pick.algorithm, config) not in choices:
+                choices.append((pick.algorithm, config))
+            index = choices.index((pick.algorithm, config))
+            self.user_route_[np.asarray(pick.segment.mask, dtype=bool)] = index
+            if pick.segment.name == NO_HISTORY:
+                self.no_history_model_ = index
+            rows.append({**pick.to_dict(), "config": json.dumps(config), "model": index})
+        self.segments_ = pd.DataFrame(rows)
+        return choices
+
+    def _user_meta_model(self) -> UserMetaModel:
+        if isinstance(self.user_meta_model, UserMetaModel):
+            return self.user_meta_model
+        if not hasattr(self, "_loaded_user_model"):
+            self._loaded_user_model = (
+                load_pretrained_user_model()
+                if self.user_meta_model is None
+                else UserMetaModel.load(self.user_meta_model)
+            )
+        return self._loaded_user_model
+
     def _meta_model(self) -> MetaModel:
         if isinstance(self.meta_model, MetaModel):
             return self.meta_model
@@ -268,6 +449,10 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
                 load_pretrained() if self.meta_model is None else MetaModel.load(self.meta_model)
             )
         return self._loaded_meta_model
+
+
+def _model_folder(index: int) -> str:
+    return "model" if index == 0 else f"model-{index}"
 
 
 def _digest(document: dict[str, Any]) -> str:

@@ -194,9 +194,27 @@ def _cmd_tune(args: argparse.Namespace) -> dict[str, Any]:
 
 def _cmd_select(args: argparse.Namespace) -> dict[str, Any]:
     data = _load(args)
-    rec = MetaRecommender(meta_model=args.meta_model, random_state=args.seed)
-    selection = rec.select(data)
-    return {"data": data.name, **selection.to_dict(top=args.top)}
+    rec = MetaRecommender(
+        meta_model=args.meta_model, segments=args.segments, random_state=args.seed
+    )
+    if args.segments is None:
+        selection = rec.select(data)
+        return {"data": data.name, **selection.to_dict(top=args.top)}
+    table = rec.select_segments(data)
+    return {
+        "data": data.name,
+        **rec.selection_.to_dict(top=args.top),
+        "segments": _segment_records(table),
+    }
+
+
+def _segment_records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """One entry per segment: its rule, size, choice and predicted NDCG@10."""
+    columns = ["segment", "rule", "n_users", "algorithm", "config", "predicted_ndcg@10"]
+    records = table[columns].to_dict(orient="records")
+    for record in records:
+        record["config"] = json.loads(record["config"])
+    return records
 
 
 def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
@@ -209,6 +227,7 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
         n_trials=args.trials,
         timeout=args.timeout,
         storage=args.storage,
+        segments=args.segments,
         random_state=args.seed,
         show_progress=args.progress,
     ).fit(data)
@@ -234,6 +253,8 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
             "best_validation_ndcg@10": rec.tuning_.best_score,
             "study_name": rec.tuning_.study_name,
         }
+    if rec.segments_ is not None:
+        result["segments"] = _segment_records(rec.segments_)
     result["top_algorithms"] = {
         row["algorithm"]: round(float(row["predicted_ndcg@10"]), 4)
         for _, row in rec.selection_.algorithms().head(5).iterrows()
@@ -509,6 +530,12 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--meta-model", metavar="DIR", help="a trained meta-model folder")
     sub.add_argument("--top", type=int, default=10, help="candidates to list")
     sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument(
+        "--segments",
+        choices=("auto", "activity"),
+        help="choose per user segment: learned rules (auto) or by training interactions "
+        "(activity: none, 1-4, 5-19, 20-99, 100+)",
+    )
 
     sub = command("fit", _cmd_fit, "Choose, optionally tune, fit and save a recommender.")
     sub.add_argument(
@@ -528,6 +555,12 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--meta-model", metavar="DIR", help="a trained meta-model folder")
     sub.add_argument("--seed", type=int, default=0)
     sub.add_argument("--progress", action="store_true", help="progress bar on stderr")
+    sub.add_argument(
+        "--segments",
+        choices=("auto", "activity"),
+        help="choose per user segment: learned rules (auto) or by training interactions "
+        "(activity: none, 1-4, 5-19, 20-99, 100+)",
+    )
 
     sub = commands.add_parser(
         "recommend",

@@ -176,3 +176,97 @@ def test_edited_recommender_parameters_are_refused(fitted: MetaRecommender, tmp_
     path.write_text(json.dumps(document))
     with pytest.raises(RecommenderFileError, match="checksum"):
         MetaRecommender.load(folder)
+
+
+# -- per-segment choice ------------------------------------------------------------------------
+def _segment_user_model(algorithms: tuple[str, ...]) -> object:
+    """A per-user meta-model trained on synthetic labels in which heavy users do best with
+    pure_svd (a factorisation) and light users with most_popular; the rest score a flat
+    0.15 whatever the user."""
+    from metarec_classic.meta import UserMetaModel
+    from metarec_classic.metafeatures import USER_FEATURE_NAMES, dataset_feature_names
+
+    rng = np.random.default_rng(0)
+    users, scores, tasks = [], [], []
+    for task in range(6):
+        task_id = f"task-{task}"
+        tasks.append(
+            {"task_id": task_id, **{n: float(rng.random()) for n in dataset_feature_names()}}
+        )
+        n = rng.choice([1, 2, 3, 4, 8, 15, 30, 60, 120, 250], size=300).astype(float)
+        features = pd.DataFrame({name: rng.random(300) for name in USER_FEATURE_NAMES})
+        features["user_activity.n_interactions"] = n
+        features["user_activity.n_interactions_log"] = np.log1p(n)
+        users.append(features.assign(task_id=task_id, user_index=np.arange(300)))
+        share = np.log1p(n) / np.log1p(250)
+        truth = {"pure_svd": 0.45 * share, "most_popular": 0.4 - 0.35 * share}
+        for algorithm in algorithms:
+            value = truth.get(algorithm, np.full(300, 0.15))
+            scores.append(
+                pd.DataFrame(
+                    {
+                        "task_id": task_id,
+                        "algorithm": algorithm,
+                        "user_index": np.arange(300),
+                        "ndcg": np.clip(value + rng.normal(0, 0.03, 300), 0, 1),
+                    }
+                )
+            )
+    return UserMetaModel(n_estimators=100, min_child_samples=20).fit(
+        pd.concat(users), pd.concat(scores), pd.DataFrame(tasks)
+    )
+
+
+@pytest.fixture(scope="module")
+def segmented(string_data: Interactions, tiny_meta_model: MetaModel) -> MetaRecommender:
+    user_model = _segment_user_model(tuple(tiny_meta_model.algorithms_))
+    return MetaRecommender(
+        tiny_meta_model, segments="activity", user_meta_model=user_model, min_segment_size=5
+    ).fit(string_data)
+
+
+def test_segments_give_heavy_users_the_factorisation_and_light_users_popularity(
+    segmented: MetaRecommender,
+) -> None:
+    table = segmented.explain_segments().set_index("segment")
+    # These 200 users have at least 5 positives but one; 5-19 is the light segment.
+    assert table.loc["5-19", "algorithm"] == "most_popular"
+    assert table.loc["100+", "algorithm"] == "pure_svd"
+    assert table["n_users"].sum() == len(segmented.user_map_)
+    fitted_algorithms = [type(m).name for m in segmented.models_]
+    assert sorted(set(fitted_algorithms)) == sorted(set(table["algorithm"]))
+    assert len(fitted_algorithms) == len(set(fitted_algorithms))  # one model per choice
+
+
+def test_each_user_gets_the_lists_of_their_segments_model(
+    segmented: MetaRecommender, string_data: Interactions, tmp_path: Path
+) -> None:
+    counts = np.diff(string_data.user_items.indptr)
+    light, heavy = int(np.flatnonzero((counts >= 5) & (counts < 20))[0]), int(counts.argmax())
+    users = string_data.user_ids[[light, heavy]]
+    table = segmented.recommend(users, k=5)
+    for row, user in zip((light, heavy), users, strict=True):
+        model = segmented.models_[segmented.user_route_[row]]
+        expected, _ = model.recommend(np.array([row]), k=5)
+        got = table[table["user_id"] == user]["item_id"].tolist()
+        assert got == segmented.item_map_.to_ids(expected[0][expected[0] >= 0]).tolist()
+    assert type(segmented.models_[segmented.user_route_[light]]).name == "most_popular"
+    assert type(segmented.models_[segmented.user_route_[heavy]]).name == "pure_svd"
+
+    segmented.save(tmp_path / "model")
+    loaded = MetaRecommender.load(tmp_path / "model")
+    pd.testing.assert_frame_equal(loaded.recommend(users, k=5), table)
+    pd.testing.assert_frame_equal(loaded.explain_segments(), segmented.explain_segments())
+    # A user never seen in training is served by the model of users without history.
+    unseen = loaded.recommend(["nobody"], k=5)
+    assert len(unseen) == 5
+
+
+def test_segments_must_be_a_known_mode(string_data: Interactions) -> None:
+    with pytest.raises(ValueError, match="'auto', 'activity' or None"):
+        MetaRecommender(segments="per-user").fit(string_data)
+
+
+def test_explain_segments_needs_a_segmented_fit(fitted: MetaRecommender) -> None:
+    with pytest.raises(NotFittedError, match="segments="):
+        fitted.explain_segments()

@@ -345,7 +345,10 @@ class MetaModel:
             "bagging_fraction": 0.9,
             "bagging_freq": 1,
             "seed": self.random_state,
+            # LightGBM otherwise picks its histogram layout by timing both, which can
+            # change the model from one run to the next.
             "deterministic": True,
+            "force_col_wise": True,
             "num_threads": 1,
             "verbose": -1,
         }

@@ -7,8 +7,15 @@ from pathlib import Path
 
 from metarec_classic.meta._labels import LabelSet
 from metarec_classic.meta._model import MetaModel, MetaModelFileError
+from metarec_classic.meta._segments import UserMetaModel
 
-__all__ = ["load_pretrained", "load_shipped_labels", "pretrained_path", "shipped_labels_path"]
+__all__ = [
+    "load_pretrained",
+    "load_pretrained_user_model",
+    "load_shipped_labels",
+    "pretrained_path",
+    "shipped_labels_path",
+]
 
 
 def pretrained_path() -> Path:
@@ -35,3 +42,14 @@ def load_pretrained() -> MetaModel:
 def load_shipped_labels() -> LabelSet:
     """Load the labels table shipped with the package."""
     return LabelSet.load(shipped_labels_path())
+
+
+def load_pretrained_user_model() -> UserMetaModel:
+    """Load the shipped per-user meta-model (it sits beside the dataset-level one)."""
+    path = pretrained_path()
+    if not (path / "user_metamodel.json").is_file():
+        raise MetaModelFileError(
+            f"The shipped per-user meta-model is missing from {str(path)!r}; reinstall "
+            "metarec-classic, or train one and pass its folder as `user_meta_model`."
+        )
+    return UserMetaModel.load(path)
