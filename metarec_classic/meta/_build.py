@@ -326,13 +326,21 @@ def _work_on(
 ) -> int:
     """Run waiting trials of one study until none is left; return how many ran."""
     design = design_configs(algorithm, n_configs, seed=_stable_seed(f"{task.task_id}|{algorithm}"))
-    study = open_design_study(storage, _study_name(task, algorithm), design, is_label=_is_label)
+    study = open_design_study(
+        storage,
+        _study_name(task, algorithm),
+        design,
+        is_label=_is_label,
+        space=get_recommender_class(algorithm).search_space(),
+    )
     if study is None:  # another process is enqueuing it right now
         return 0
     recover_stale_trials(study)
     objective = None
     ran = 0
-    while (trial := claim_trial(study)) is not None:
+    last = -1
+    while (trial := claim_trial(study, after=last)) is not None:
+        last = trial.number
         if objective is None:
             objective = make_objective(algorithm, split[0], split[1], seed=task.seed, n_jobs=1)
         with hold_threads(1):  # see the module docstring: labels must not depend on threads

@@ -390,7 +390,9 @@ def _work_on(
         return 0
     recover_stale_trials(study)
     ran = 0
-    while (trial := claim_trial(study)) is not None:
+    last = -1
+    while (trial := claim_trial(study, after=last)) is not None:
+        last = trial.number
         objective = _make_objective(algorithm, split, users, seed=task.seed)
         started = time.perf_counter()
         state = run_claimed_trial(study, trial, objective)

@@ -24,12 +24,13 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import optuna
+from optuna.distributions import BaseDistribution
 from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
 from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
@@ -88,12 +89,17 @@ def open_design_study(
     configs: Sequence[dict[str, Any]],
     *,
     is_label: Callable[[optuna.trial.FrozenTrial], bool],
+    space: Mapping[str, BaseDistribution] | None = None,
 ) -> optuna.Study | None:
     """Return the study with ``configs`` enqueued exactly once, creating it if needed.
 
     Creating a study is the one step the storage grants to a single process (names are
     unique), so the process that creates it is the one that enqueues the design. Returns
     ``None`` while another process is still enqueuing; call again later.
+
+    With ``space`` (the distributions of the configurations' parameters), each waiting
+    trial is stored with its parameters already set, so running it asks the storage
+    nothing per parameter: a database round trip saved per parameter and trial.
     """
     try:
         study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize")
@@ -110,17 +116,37 @@ def open_design_study(
             optuna.create_study(study_name=f"{study_name}|repair", storage=storage)
         except DuplicatedStudyError:
             return None
-        _enqueue(study, configs, skip=_design_indices(study, is_label=None))
+        _enqueue(study, configs, space, skip=_design_indices(study, is_label=None))
         return study
     study.set_user_attr(_DESIGN_STARTED_ATTR, time.time())
-    _enqueue(study, configs, skip=set())
+    _enqueue(study, configs, space, skip=set())
     return study
 
 
-def _enqueue(study: optuna.Study, configs: Sequence[dict[str, Any]], skip: set[int]) -> None:
+def _enqueue(
+    study: optuna.Study,
+    configs: Sequence[dict[str, Any]],
+    space: Mapping[str, BaseDistribution] | None,
+    skip: set[int],
+) -> None:
     for index, config in enumerate(configs):
-        if index not in skip:
-            study.enqueue_trial(dict(config), user_attrs={DESIGN_INDEX_ATTR: index})
+        if index in skip:
+            continue
+        attrs = {DESIGN_INDEX_ATTR: index}
+        if space is None:
+            study.enqueue_trial(dict(config), user_attrs=attrs)
+            continue
+        known = {name: value for name, value in config.items() if name in space}
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.WAITING,
+                params=known,
+                distributions={name: space[name] for name in known},
+                user_attrs=attrs,
+                # Optuna's own queue marks enqueued values this way; retries copy it.
+                system_attrs={"fixed_params": dict(config)},
+            )
+        )
     study.set_user_attr(_DESIGN_SIZE_ATTR, len(configs))
 
 
@@ -135,7 +161,7 @@ def _design_indices(
     }
 
 
-def claim_trial(study: optuna.Study) -> optuna.Trial | None:
+def claim_trial(study: optuna.Study, after: int = -1) -> optuna.Trial | None:
     """Take one waiting trial of ``study`` for this process, or ``None`` if none is left.
 
     The change from WAITING to RUNNING succeeds for exactly one process; a trial another
@@ -143,11 +169,21 @@ def claim_trial(study: optuna.Study) -> optuna.Trial | None:
     then the user attribute ``worker`` (``host:pid``), in that order: a running trial
     without ``worker`` may have no heartbeat, and :func:`recover_stale_trials` judges it
     by its start time instead.
+
+    Trials are tried in the order of their numbers, from ``after + 1``: a loop that
+    passes the number of the trial it claimed last skips the trials it has already seen
+    taken (a trial never returns to WAITING). Each try reads one trial id and attempts
+    one state change, instead of reading every waiting trial whole.
     """
     storage = study._storage
-    for frozen in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        # FrozenTrial keeps the storage's trial id private; Optuna's own queue uses it too.
-        trial_id = frozen._trial_id
+    study_id = study._study_id
+    number = after
+    while True:
+        number += 1
+        try:
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+        except KeyError:  # past the last trial
+            return None
         try:
             if not storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
                 continue
@@ -158,7 +194,6 @@ def claim_trial(study: optuna.Study) -> optuna.Trial | None:
         trial = optuna.Trial(study, trial_id)
         trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
         return trial
-    return None
 
 
 def run_claimed_trial(
@@ -182,7 +217,11 @@ def run_claimed_trial(
             _log.debug("Trial %d of %s failed: %s", trial.number, study.study_name, err)
             study.tell(trial, state=TrialState.FAIL)
             return TrialState.FAIL
-    study.tell(trial, value)
+    # The storage's own call: Study.tell reads the trial back twice to check what this
+    # function already knows (a running trial of this study, one finite value).
+    study._storage.set_trial_state_values(
+        trial._trial_id, state=TrialState.COMPLETE, values=[float(value)]
+    )
     return TrialState.COMPLETE
 
 

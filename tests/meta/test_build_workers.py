@@ -25,12 +25,13 @@ from metarec_classic.meta import Task, build_labels, build_status, design_config
 from metarec_classic.meta._corpus import _stable_seed
 from metarec_classic.tuning import resolve_storage
 
-#: 2 tasks x 4 algorithms = 8 studies of 5 configurations each.
+#: 2 tasks x 4 algorithms = 8 studies of 5 configurations each; the tasks are large
+#: enough (trials of 0.1-1 s) that no worker finishes the build before the others start.
 TASKS = [
-    Task("ml-100k", "movielens", "users", 0.3, 0, 6000, 600),
-    Task("ml-100k", "movielens", "kcore", 10, 1, 6000, 600),
+    Task("ml-100k", "movielens", "users", 0.6, 0, 25000, 1500),
+    Task("ml-100k", "movielens", "kcore", 10, 1, 25000, 1500),
 ]
-ALGORITHMS = ["itemknn", "pure_svd", "rp3beta", "userknn"]
+ALGORITHMS = ["itemknn", "pure_svd", "rp3beta", "als"]
 N_CONFIGS = 5
 
 
