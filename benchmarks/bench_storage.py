@@ -70,6 +70,7 @@ import numpy as np
 import optuna
 import sqlalchemy
 import threadpoolctl
+from optuna.distributions import FloatDistribution
 from optuna.storages import BaseStorage, InMemoryStorage
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
@@ -233,13 +234,15 @@ def run_design(
     configs: list[dict[str, Any]],
     objective: Callable[[optuna.Trial], float],
     *,
+    space: dict[str, Any],
     recover: bool = False,
 ) -> DesignRun:
-    """Enqueue ``configs`` in a fresh design study and run every trial of it in this process."""
+    """Enqueue ``configs`` in a fresh design study and run every trial of it in this process,
+    the way label builds do (parameters stored at enqueue time, claims by trial number)."""
     cpu = time.process_time()
     started = time.perf_counter()
     study = open_design_study(
-        storage, f"bench-{uuid.uuid4().hex[:12]}", configs, is_label=_completed
+        storage, f"bench-{uuid.uuid4().hex[:12]}", configs, is_label=_completed, space=space
     )
     if study is None:
         raise RuntimeError("A fresh design study was reported as being enqueued elsewhere.")
@@ -247,7 +250,9 @@ def run_design(
     if recover:
         recover_stale_trials(study)
     count = 0
-    while (trial := claim_trial(study)) is not None:
+    last = -1
+    while (trial := claim_trial(study, after=last)) is not None:
+        last = trial.number
         if run_claimed_trial(study, trial, objective) != TrialState.COMPLETE:
             raise RuntimeError(f"A no-work trial failed in {type(storage).__name__}.")
         count += 1
@@ -255,6 +260,10 @@ def run_design(
     if count != len(configs):
         raise RuntimeError(f"Ran {count} trials of a design of {len(configs)}.")
     return DesignRun(count, enqueued - started, finished - enqueued, time.process_time() - cpu)
+
+
+#: The one parameter of the no-work trials.
+BARE_SPACE: dict[str, Any] = {"x": FloatDistribution(0.0, 1.0)}
 
 
 def bare_objective(trial: optuna.Trial) -> float:
@@ -297,12 +306,14 @@ def part_storage(storages: dict[str, BaseStorage], reps: int, n_trials: int) -> 
     configs = [{"x": (index + 0.5) / n_trials} for index in range(n_trials)]
     names = list(storages)
     for name in names:  # warm-up: tables, connections, first-call costs
-        run_design(storages[name], configs[:5], bare_objective)
+        run_design(storages[name], configs[:5], bare_objective, space=BARE_SPACE)
     samples: dict[str, list[DesignRun]] = {name: [] for name in names}
     for rep in range(reps):
         shift = rep % len(names)
         for name in names[shift:] + names[:shift]:
-            samples[name].append(run_design(storages[name], configs, bare_objective))
+            samples[name].append(
+                run_design(storages[name], configs, bare_objective, space=BARE_SPACE)
+            )
     rows, medians = [], {}
     for name in names:
         runs = samples[name]
@@ -375,10 +386,14 @@ def part_label_trial(
         ]
         shaped = label_shaped_objective(algorithm)
 
-        def storage_cost(designs: Any = designs, shaped: Any = shaped) -> tuple[int, float]:
+        space = get_recommender_class(algorithm).search_space()
+
+        def storage_cost(
+            designs: Any = designs, shaped: Any = shaped, space: Any = space
+        ) -> tuple[int, float]:
             total = DesignRun(0, 0.0, 0.0, 0.0)
             for design in designs:
-                total = total + run_design(postgres, design, shaped, recover=True)
+                total = total + run_design(postgres, design, shaped, space=space, recover=True)
             return total.trials, total.enqueue + total.run
 
         arms[f"{algorithm} trial"] = work

@@ -766,6 +766,7 @@ def choose_per_segment(
     min_segment_size: int = 50,
     min_gain: float = 0.0,
     min_relative_gain: float = 0.05,
+    max_share: float = 0.8,
 ) -> list[SegmentChoice]:
     """Give each segment the algorithm with the best predicted gain, when it is clear.
 
@@ -778,7 +779,11 @@ def choose_per_segment(
     - the segment has fewer than ``min_segment_size`` users (or none): its mean rests
       on too few users; or
     - the candidate's mean gain is not above ``min_gain``, or is below
-      ``min_relative_gain`` times the dataset-level choice's mean predicted NDCG@10.
+      ``min_relative_gain`` times the dataset-level choice's mean predicted NDCG@10; or
+    - the segment holds more than ``max_share`` of the users: it is nearly the whole
+      dataset, and for the whole dataset the dataset-level meta-model, trained on that
+      very question, is the better judge (on held-out datasets a learned segment that
+      covered every user swapped a better dataset-level choice for a worse one).
 
     The margin is a plain threshold, not a statistical test: the model reports no
     uncertainty of its own, and differences of a few percent in predicted per-user
@@ -801,6 +806,9 @@ def choose_per_segment(
         Mean predicted NDCG@10 gain the candidate must exceed.
     min_relative_gain : float, default=0.05
         Smallest mean gain relative to the dataset-level choice's mean.
+    max_share : float, default=0.8
+        Largest share of all users a segment may hold and still differ from the
+        dataset-level choice.
 
     Returns
     -------
@@ -818,6 +826,8 @@ def choose_per_segment(
         raise ValueError(f"`min_segment_size` must not be negative; got {min_segment_size!r}.")
     if min_gain < 0 or min_relative_gain < 0:
         raise ValueError("`min_gain` and `min_relative_gain` must not be negative.")
+    if not 0 < max_share <= 1:
+        raise ValueError(f"`max_share` must be in (0, 1]; got {max_share!r}.")
     values = predictions.to_numpy(dtype=np.float64)
     if not np.isfinite(values).all():
         raise ValueError("`predictions` must be finite.")
@@ -850,6 +860,7 @@ def choose_per_segment(
                 int(min_segment_size),
                 float(min_gain),
                 float(min_relative_gain),
+                int(max_share * len(predictions)),
             )
         )
     return choices
@@ -864,6 +875,7 @@ def _choose(
     min_segment_size: int,
     min_gain: float,
     min_relative_gain: float,
+    max_users: int,
 ) -> SegmentChoice:
     dataset_choice = algorithms[base]
     n = values.shape[0]
@@ -910,6 +922,13 @@ def _choose(
             True,
             f"{described}, but the segment has {n} users, fewer than "
             f"min_segment_size={min_segment_size}",
+        )
+    if n > max_users:
+        return answer(
+            base,
+            True,
+            f"{described}, but the segment holds {n} users, nearly all of them: for the "
+            "whole dataset the dataset-level choice stands",
         )
     if gain <= min_gain or relative < min_relative_gain:
         return answer(

@@ -356,7 +356,9 @@ def test_the_no_history_segment_is_always_answered() -> None:
         {"als": [0.3, 0.4, 0.1], "most_popular": [0.2, 0.1, 0.3]}, index=[10, 11, 12]
     )
     everyone = Segment("everyone", "every user", np.ones(3, dtype=bool))
-    choices = choose_per_segment(predictions, [everyone], "most_popular", min_segment_size=1)
+    choices = choose_per_segment(
+        predictions, [everyone], "most_popular", min_segment_size=1, max_share=1.0
+    )
     assert [c.segment.name for c in choices] == [NO_HISTORY, "everyone"]
     first = choices[0]
     assert first.n_users == 0 and first.algorithm == "most_popular" and first.fell_back
@@ -366,13 +368,24 @@ def test_the_no_history_segment_is_always_answered() -> None:
     # Ties go to the dataset-level choice.
     tied = pd.DataFrame({"als": [0.2], "most_popular": [0.2]})
     one = Segment("one", "every user", np.ones(1, dtype=bool))
-    assert choose_per_segment(tied, [one], "most_popular", min_segment_size=1)[1].algorithm == (
-        "most_popular"
-    )
+    assert choose_per_segment(tied, [one], "most_popular", min_segment_size=1, max_share=1.0)[
+        1
+    ].algorithm == ("most_popular")
     with pytest.raises(ValueError, match="'ease' is not a column"):
         choose_per_segment(predictions, [everyone], "ease")
     with pytest.raises(ValueError, match="has 3 rows"):
         choose_per_segment(predictions, [one], "als")
+
+
+def test_a_segment_of_nearly_every_user_keeps_the_dataset_level_choice() -> None:
+    predictions = pd.DataFrame({"als": [0.4] * 10, "most_popular": [0.1] * 10})
+    most = Segment("most", "nine users", np.arange(10) < 9)
+    rest = Segment("rest", "one user", np.arange(10) >= 9)
+    choices = choose_per_segment(predictions, [most, rest], "most_popular", min_segment_size=1)
+    assert [c.algorithm for c in choices[1:]] == ["most_popular", "als"]
+    assert choices[1].fell_back and "nearly all" in choices[1].reason
+    with pytest.raises(ValueError, match="max_share"):
+        choose_per_segment(predictions, [most], "als", max_share=0.0)
 
 
 def test_learned_segments_find_a_rule_on_interactions(
