@@ -316,9 +316,11 @@ def make_objective(
 ) -> Callable[[optuna.Trial], float]:
     """The Optuna objective: fit a suggested configuration, return its validation score.
 
-    Each trial records its fit time, its algorithm and the configuration after
-    clamping to the data; a trial that raises, or scores NaN, records the reason in
-    ``fail_reason``.
+    Each trial records its fit time and, when the fit changed the configuration to suit
+    the data (e.g. ``n_factors`` above the number of items), the configuration it used
+    (``effective_config``); a trial that raises, or scores NaN, records the reason in
+    ``fail_reason``. Attributes cost a database round trip each in shared storages, so
+    nothing is recorded twice.
     """
     portfolio = algorithms if isinstance(algorithms, Portfolio) else Portfolio(algorithms)
     metric_key = f"{metric}@{k}"
@@ -330,9 +332,9 @@ def make_objective(
         try:
             model.fit(fit_part)
             trial.set_user_attr(FIT_TIME_ATTR, time.perf_counter() - started)
-            trial.set_user_attr(
-                EFFECTIVE_CONFIG_ATTR, _jsonable(getattr(model, "effective_config_", config))
-            )
+            effective = _jsonable(getattr(model, "effective_config_", config))
+            if effective != _jsonable(config):
+                trial.set_user_attr(EFFECTIVE_CONFIG_ATTR, effective)
             score = evaluate(model, fit_part, validation, k=k, metrics=(metric,)).mean[metric_key]
         except Exception as err:
             trial.set_user_attr(FAIL_REASON_ATTR, f"{type(err).__name__}: {err}")

@@ -300,3 +300,19 @@ def test_an_algorithm_without_parameters_runs_one_trial(train: Interactions) -> 
     result = tune("most_popular", train, n_trials=5)
     assert len(result.trials) == 1
     assert result.best_config == {}
+
+
+def test_trials_record_the_effective_config_only_when_the_fit_changed_it(small_split) -> None:
+    from optuna.trial import FixedTrial
+
+    from metarec_classic.tuning import make_objective
+
+    train, validation = small_split
+    objective = make_objective("pure_svd", train, validation, seed=0)
+    clamped = FixedTrial({"n_factors": 5000, "n_iter": 3})
+    objective(clamped)
+    assert clamped.user_attrs["effective_config"]["n_factors"] < 5000
+    plain = FixedTrial({"n_factors": 8, "n_iter": 3})
+    objective(plain)
+    assert "effective_config" not in plain.user_attrs
+    assert plain.user_attrs["fit_time"] > 0
