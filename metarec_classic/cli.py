@@ -30,6 +30,7 @@ from metarec_classic.data import (
     leave_last_k_out_split,
     load_dataset,
     load_item_titles,
+    locate_dataset,
     random_holdout_split,
     temporal_split,
 )
@@ -39,6 +40,7 @@ from metarec_classic.meta import (
     DEFAULT_TASK_PLAN,
     LabelSet,
     MetaModel,
+    Task,
     build_labels,
     build_status,
     make_tasks,
@@ -273,6 +275,10 @@ def _cmd_recommend(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_build_corpus(args: argparse.Namespace) -> dict[str, Any]:
+    if args.configs < 1:
+        raise DataError(f"--configs must be at least 1, got {args.configs}.")
+    for name in args.datasets:  # every name now, not in each worker after a long wait
+        locate_dataset(name)
     datasets = [(name, _family(name)) for name in args.datasets]
     tasks = make_tasks(
         datasets,
@@ -346,7 +352,7 @@ def _parse_cuts(specs: Sequence[str]) -> list[tuple[str, float]]:
     for spec in specs:
         kind, _, size = spec.partition(":")
         try:
-            value = float(size) if size else 1.0
+            value = float(size) if size else (1.0 if kind == "full" else float("nan"))
         except ValueError:
             value = float("nan")
         if kind not in kinds or not value > 0:
@@ -355,6 +361,10 @@ def _parse_cuts(specs: Sequence[str]) -> list[tuple[str, float]]:
                 "SIZE a positive number (a fraction for users/items, a count otherwise), "
                 "e.g. users:0.5 or kcore:5."
             )
+        try:
+            Task("check", "check", kind, value)
+        except ValueError as err:
+            raise DataError(f"--cuts {spec!r}: {err}") from err
         plan.append((kind, value))
     return plan
 

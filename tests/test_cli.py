@@ -234,3 +234,22 @@ def test_fit_refuses_an_out_path_that_is_a_file_before_fitting(
     result = run("fit", string_csv, "--out", target)
     assert result.returncode == 2
     assert "is a file" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["nosuch-dataset"], "neither an existing file or folder nor a known data set"),
+        (["ml-100k", "--cuts", "users:2"], "size must be in (0, 1]"),
+        (["ml-100k", "--cuts", "users"], "is not KIND:SIZE"),
+        (["ml-100k", "--configs", "0"], "--configs must be at least 1"),
+        (["ml-100k", "--workers", "0"], "--workers must be at least 1"),
+    ],
+)
+def test_build_corpus_checks_its_arguments_before_any_work(
+    arguments: list[str], message: str, tmp_path: Path
+) -> None:
+    result = run("build-corpus", *arguments, "--storage", tmp_path / "s.journal")
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

@@ -342,6 +342,24 @@ def load_dataset(
     return data
 
 
+def locate_dataset(
+    name_or_path: str | os.PathLike[str], *, data_root: str | os.PathLike[str] | None = None
+) -> Path | None:
+    """Where ``load_dataset(name_or_path)`` would read from, without reading anything.
+
+    Returns the file or folder (``None`` for the embedded demo). Raises
+    :class:`DataError`, with the same message ``load_dataset`` would give, when the name
+    is unknown or its folder is not found; use it to check many names before a long job.
+    """
+    name = os.fspath(name_or_path)
+    if name == "demo":
+        return None
+    candidate = Path(name)
+    if candidate.is_file() or candidate.is_dir():
+        return candidate
+    return _find_folder(_known(name), data_root)
+
+
 def load_item_titles(
     name_or_path: str | os.PathLike[str] = "demo",
     *,

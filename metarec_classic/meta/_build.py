@@ -36,6 +36,7 @@ from optuna.storages import BaseStorage, InMemoryStorage
 from optuna.trial import TrialState
 
 from metarec_classic.data import Interactions, load_dataset
+from metarec_classic.exceptions import MetarecError, TuningError
 from metarec_classic.meta._corpus import Task, _stable_seed
 from metarec_classic.meta._labels import (
     LabelSet,
@@ -50,7 +51,6 @@ from metarec_classic.meta._labels import (
 from metarec_classic.recommenders import ALGORITHM_NAMES, get_recommender_class
 from metarec_classic.tuning import (
     DesignProgress,
-    StorageError,
     claim_trial,
     design_progress,
     heartbeats_enabled,
@@ -164,6 +164,8 @@ def build_labels(
         threads,
         os.cpu_count() or 1,
     )
+    with storage_errors(storage):
+        _check_designs(resolved, tasks, algorithms, n_configs)
     monitor = _Monitor(resolved, tasks, algorithms, n_configs, enabled=show_progress)
     monitor.start()
     try:
@@ -405,6 +407,25 @@ def _skipped_tasks(storage: BaseStorage, tasks: Sequence[Task]) -> set[str]:
     return skipped
 
 
+def _check_designs(
+    storage: BaseStorage, tasks: Sequence[Task], algorithms: Sequence[str], n_configs: int
+) -> None:
+    """Refuse to join a build whose studies hold designs of another size (``n_configs``)."""
+    for task in tasks:
+        for algorithm in algorithms:
+            study = _load_study(storage, _study_name(task, algorithm))
+            if study is None:
+                continue
+            size = study.user_attrs.get("design_size")
+            if size is not None and int(size) != _budget(algorithm, n_configs):
+                raise TuningError(
+                    f"The storage already holds this build with {size} configurations per "
+                    f"study (e.g. {task.task_id} {algorithm}), not "
+                    f"{_budget(algorithm, n_configs)}: rerun with the same configurations "
+                    "per study (--configs) as the build began with, or use another storage."
+                )
+
+
 def _budget(algorithm: str, n_configs: int) -> int:
     return 1 if not get_recommender_class(algorithm).search_space() else max(1, n_configs)
 
@@ -488,7 +509,7 @@ def _worker_main() -> None:
     tasks = arguments.pop("tasks")
     try:
         run_worker(storage, tasks, **arguments)
-    except StorageError as err:
+    except MetarecError as err:  # an error for the user, not a traceback
         sys.stderr.write(f"metarec worker {os.getpid()}: {err}\n")
         sys.exit(1)
 
@@ -532,7 +553,10 @@ class _Monitor:
             return
         self._stop.set()
         self._thread.join()
-        self._poll()
+        try:
+            self._poll()
+        except Exception as err:  # the build's own error, if any, says more
+            _log.debug("Progress could not be read: %s", err)
         self._bar.close()
 
     def _run(self) -> None:

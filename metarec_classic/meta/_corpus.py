@@ -80,6 +80,22 @@ class Task:
     max_interactions: int = 30_000
     max_items: int = 3_000
 
+    def __post_init__(self) -> None:
+        kinds = ("users", "items", "kcore", "popular", "full")
+        if self.kind not in kinds:
+            raise ValueError(f"Task kind {self.kind!r} is unknown; use one of {kinds!r}.")
+        size = float(self.size)
+        if self.kind in ("users", "items") and not 0 < size <= 1:
+            raise ValueError(
+                f"A {self.kind!r} task keeps a fraction of the {self.kind}: its size must be "
+                f"in (0, 1], got {self.size!r} (e.g. {self.kind}:0.5)."
+            )
+        if self.kind in ("kcore", "popular") and not size >= 1:
+            raise ValueError(
+                f"A {self.kind!r} task's size is a count of at least 1, got {self.size!r} "
+                f"(e.g. kcore:5 or popular:1000)."
+            )
+
     @property
     def task_id(self) -> str:
         """Stable, readable identifier, e.g. ``"ml-100k/kcore-5/s0"``."""

@@ -682,9 +682,7 @@ def learned_segments(
     base = (Condition(N_INTERACTIONS, ">=", 1.0),)
     for i, (path, node) in enumerate(walk(0, base), start=1):
         label = majority(node)
-        segment = _segment(
-            f"segment {i} ({label})", _simplify(path), user_features, expected_best=label
-        )
+        segment = _segment(f"segment {i}", _simplify(path), user_features, expected_best=label)
         if segment.size > 0:
             segments.append(segment)
     return segments

@@ -35,6 +35,8 @@ from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
 from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from metarec_classic.exceptions import TuningError
+
 __all__ = [
     "DESIGN_INDEX_ATTR",
     "WORKER_ATTR",
@@ -106,6 +108,14 @@ def open_design_study(
     except DuplicatedStudyError:
         study = optuna.load_study(study_name=study_name, storage=storage)
         if _DESIGN_SIZE_ATTR in study.user_attrs:
+            size = int(study.user_attrs[_DESIGN_SIZE_ATTR])
+            if size != len(configs):
+                raise TuningError(
+                    f"The study {study_name!r} was built with a design of {size} "
+                    f"configurations, not {len(configs)}; every process of a build must use "
+                    f"the same design (the same --configs, here {size}), or use another "
+                    "storage for the new design."
+                ) from None
             return study
         started = study.user_attrs.get(_DESIGN_STARTED_ATTR)
         if started is not None and time.time() - float(started) < ENQUEUE_GRACE:

@@ -43,7 +43,12 @@ def mask_url(url: str) -> str:
     Both places a database URL may carry a password are masked: the user-info part
     (``user:password@``, also with an empty user name) and a ``password=`` query argument.
     """
-    masked = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    # Up to the last "@": a password may itself hold an unescaped "@".
+    masked = re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)
+    netloc = url.split("://", 1)[-1].split("/", 1)[0]
+    if "@" not in netloc and netloc.count(":") > 1:
+        # "user:password:host:port" without "@": malformed, and a password may be in it.
+        masked = re.sub(r"(://[^:/@]*:)[^/?]*", r"\1***", masked)
     return re.sub(r"([?&]password=)[^&]*", r"\1***", masked, flags=re.IGNORECASE)
 
 
@@ -150,9 +155,18 @@ def _open_database(url: str) -> RDBStorage:
             f"The database driver for {masked!r} is missing ({reason}).{hint}"
         ) from err
     except Exception as err:  # SQLAlchemy raises many types for unreachable servers.
+        # The driver's message may quote the URL, password included: keep only what
+        # the masked URL shows.
+        detail = _first_line(err).replace(url, masked)
+        if "@" not in url or url.count("@") > 1 or isinstance(err, ValueError):
+            detail = (
+                "the URL cannot be parsed; write it as "
+                "postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DATABASE and percent-encode "
+                "special characters in the password (@ as %40, : as %3A, / as %2F)"
+            )
         raise StorageError(
             f"Could not open the storage {masked!r}: {type(err).__name__}: "
-            f"{_first_line(err)}. Check that the server is running and reachable, the "
+            f"{detail}. Check that the server is running and reachable, the "
             "database exists, and the user name and password are right."
         ) from err
 

@@ -283,3 +283,22 @@ def test_recomputed_task_features_match_the_build_and_keep_every_label(
 def test_recompute_refuses_labels_of_unknown_tasks(uninterrupted: LabelSet) -> None:
     with pytest.raises(ValueError, match="not among `tasks`"):
         recompute_task_features(uninterrupted, TASKS[:1])
+
+
+def test_joining_a_build_with_another_design_size_is_refused(
+    loader: Callable[[str], Interactions], tmp_path: Path
+) -> None:
+    from metarec_classic.exceptions import TuningError
+
+    storage = tmp_path / "labels.journal"
+    build_labels(
+        TASKS[:1], algorithms=["pure_svd"], n_configs=N_CONFIGS, storage=storage, loader=loader
+    )
+    with pytest.raises(TuningError, match="same configurations per study"):
+        build_labels(
+            TASKS[:1],
+            algorithms=["pure_svd"],
+            n_configs=N_CONFIGS + 1,
+            storage=storage,
+            loader=loader,
+        )

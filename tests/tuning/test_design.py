@@ -9,6 +9,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from metarec_classic.exceptions import TuningError
 from metarec_classic.tuning import (
     claim_trial,
     design_progress,
@@ -95,6 +96,13 @@ def test_a_design_left_half_enqueued_is_completed_by_another_process(tmp_path, m
     # Repair happens once: a second opener finds the design complete.
     again = open_design_study(storage, "design", CONFIGS, is_label=_is_label)
     assert again is not None and len(again.get_trials()) == 4
+
+
+def test_a_design_of_another_size_is_refused(tmp_path) -> None:
+    storage = resolve_storage(tmp_path / "s.journal")
+    assert open_design_study(storage, "design", CONFIGS, is_label=_is_label) is not None
+    with pytest.raises(TuningError, match="design of 4 configurations, not 2"):
+        open_design_study(storage, "design", CONFIGS[:2], is_label=_is_label)
 
 
 def test_a_design_being_enqueued_right_now_is_left_alone(tmp_path) -> None:

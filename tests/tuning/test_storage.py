@@ -90,8 +90,19 @@ def test_postgres_url_without_installed_driver_names_module_and_install_command(
         ),
         ("postgresql://u@host/db", "postgresql://u@host/db"),
         ("sqlite:///studies.db", "sqlite:///studies.db"),
+        # An unescaped "@" in the password: mask up to the last "@".
+        ("postgresql://u:sec@ret@host/db", "postgresql://u:***@host/db"),
+        # No "@" at all but a password typed in: malformed, everything masked.
+        ("postgresql://u:secret:host:5432/db", "postgresql://u:***/db"),
+        ("postgresql://host:5432/db", "postgresql://host:5432/db"),
     ],
 )
 def test_mask_url(url: str, expected: str) -> None:
     assert mask_url(url) == expected
-    assert "secret" not in mask_url(url)
+    assert "secret" not in mask_url(url) and "ret" not in mask_url(url).split("@")[0]
+
+
+def test_a_malformed_url_is_explained_without_its_password() -> None:
+    with pytest.raises(StorageError, match="percent-encode") as caught:
+        resolve_storage("postgresql+psycopg2://u:secret:127.0.0.1:1/db")
+    assert "secret" not in str(caught.value)
