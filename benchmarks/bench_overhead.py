@@ -47,6 +47,7 @@ import scipy
 import scipy.sparse as sp
 import sklearn
 import threadpoolctl
+from _machine import blas_lines, load_average
 from implicit.cpu.als import AlternatingLeastSquares
 from implicit.cpu.bpr import BayesianPersonalizedRanking
 from implicit.cpu.lmf import LogisticMatrixFactorization
@@ -520,24 +521,14 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
 
 def print_environment() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} logical cores, {platform.platform()}")
-    print(f"python {platform.python_version()}; {_load()}")
+    print(f"python {platform.python_version()}; {load_average()}")
     print(
         f"metarec_classic {metarec_classic.__version__}, implicit {implicit.__version__}, "
         f"numpy {np.__version__}, scipy {scipy.__version__}, scikit-learn {sklearn.__version__}, "
         f"optuna {optuna.__version__}, threadpoolctl {threadpoolctl.__version__}"
     )
-    for pool in threadpoolctl.threadpool_info():
-        if pool["user_api"] == "blas":
-            print(
-                f"BLAS: {pool['internal_api']} {pool.get('version')} "
-                f"({pool['num_threads']} threads) {os.path.basename(pool['filepath'])}"
-            )
-
-
-def _load() -> str:
-    """The 1, 5 and 15 minute load averages: other work on the machine skews timings."""
-    one, five, fifteen = os.getloadavg()
-    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
+    for line in blas_lines():
+        print(line)
 
 
 def _threads(params: dict[str, Any]) -> str:
@@ -597,7 +588,7 @@ def main() -> int:
     print(f"\nrows failing their goal: {len(failures)}")
     for failure in failures:
         print(f"  {failure}")
-    print(f"total wall time {time.perf_counter() - started:.1f} s; {_load()}")
+    print(f"total wall time {time.perf_counter() - started:.1f} s; {load_average()}")
     return 0
 
 

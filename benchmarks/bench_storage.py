@@ -70,6 +70,7 @@ import numpy as np
 import optuna
 import sqlalchemy
 import threadpoolctl
+from _machine import blas_lines, load_average
 from optuna.distributions import FloatDistribution
 from optuna.storages import BaseStorage, InMemoryStorage
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
@@ -798,24 +799,14 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
 
 def print_environment(server: Server, url: str) -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} logical cores, {platform.platform()}")
-    print(f"python {platform.python_version()}; {_load()}")
+    print(f"python {platform.python_version()}; {load_average()}")
     print(
         f"metarec_classic {metarec_classic.__version__}, optuna {optuna.__version__}, "
         f"sqlalchemy {sqlalchemy.__version__}, numpy {np.__version__}"
     )
     print(f"PostgreSQL {server.version()} at {mask_url(url)}")
-    for pool in threadpoolctl.threadpool_info():
-        if pool["user_api"] == "blas":
-            print(
-                f"BLAS: {pool['internal_api']} {pool.get('version')} "
-                f"({pool['num_threads']} threads) {os.path.basename(pool['filepath'])}"
-            )
-
-
-def _load() -> str:
-    """The 1, 5 and 15 minute load averages: other work on the machine skews timings."""
-    one, five, fifteen = os.getloadavg()
-    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
+    for line in blas_lines():
+        print(line)
 
 
 @contextmanager
@@ -897,7 +888,7 @@ def main() -> int:
     print(f"\nrows failing their goal: {len(failures)}")
     for failure in failures:
         print(f"  {failure}")
-    print(f"total wall time {time.perf_counter() - started:.1f} s; {_load()}")
+    print(f"total wall time {time.perf_counter() - started:.1f} s; {load_average()}")
     return 0
 
 

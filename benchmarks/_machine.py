@@ -1,0 +1,23 @@
+"""What every benchmark prints about the machine it ran on, so figures can be compared."""
+
+from __future__ import annotations
+
+import os
+
+import threadpoolctl
+
+
+def blas_lines() -> list[str]:
+    """One line per BLAS library loaded in this process: its kind, version and threads."""
+    return [
+        f"BLAS: {pool['internal_api']} {pool.get('version')} "
+        f"({pool['num_threads']} threads) {os.path.basename(pool['filepath'])}"
+        for pool in threadpoolctl.threadpool_info()
+        if pool["user_api"] == "blas"
+    ]
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages: other work on the machine skews timings."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
