@@ -72,8 +72,12 @@ def test_cut_train_and_validation_partition_the_cut(ml100k: Interactions) -> Non
 
 def test_too_small_cut_is_none_and_unknown_kind_is_refused(ml100k: Interactions) -> None:
     assert cut_task(Task("ml-100k", "movielens", "popular", 20), ml100k) is None
-    with pytest.raises(ValueError, match="Unknown task kind 'diagonal'"):
-        cut_task(Task("ml-100k", "movielens", "diagonal", 1), ml100k)
+    with pytest.raises(ValueError, match="Task kind 'diagonal' is unknown"):
+        Task("ml-100k", "movielens", "diagonal", 1)
+    with pytest.raises(ValueError, match=r"size must be in \(0, 1\]"):
+        Task("ml-100k", "movielens", "users", 2.0)
+    with pytest.raises(ValueError, match="count of at least 1"):
+        Task("ml-100k", "movielens", "kcore", 0.5)
 
 
 def test_subset_keeps_ratings_and_timestamps_aligned(ml100k: Interactions) -> None:

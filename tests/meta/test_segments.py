@@ -405,7 +405,7 @@ def test_learned_segments_find_a_rule_on_interactions(
     for segment in learned:
         assert segment.size >= 40
         assert segment.rule.startswith(f"{N_INTERACTIONS} ")
-        assert segment.name.endswith(f"({segment.expected_best})")
+        assert segment.expected_best in ALGORITHMS
     # The split that matters is on the number of interactions, near the crossing point.
     splits = [
         c for s in learned for c in s.conditions if c.feature == N_INTERACTIONS and c.value > 1
