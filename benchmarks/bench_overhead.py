@@ -316,7 +316,11 @@ def part_overhead(datasets: dict[str, Interactions], n_runs: int, min_run: float
                 ),
             ]
             first: dict[str, Any] = {}
-            times = time_interleaved(arms, n_runs, min_run, first)
+            # The goal's two arms are interleaved with each other only: after the raw arm,
+            # OpenBLAS's idle threads keep spinning for a while and slow whatever runs next,
+            # which in a three-way rotation is twice as often metarec as direct.
+            times = time_interleaved(arms[:2], n_runs, min_run, first)
+            times.update(time_interleaved(arms[2:], n_runs, min_run))
             agreement = same_lists(first["metarec"][0], first["direct"])
             ratio = times["metarec"] / times["direct"]
             verdict = "PASS" if ratio <= OVERHEAD_GOAL else "FAIL"
