@@ -38,6 +38,7 @@ from metarec_classic.evaluation import evaluate
 from metarec_classic.exceptions import DataError, MetarecError
 from metarec_classic.meta import (
     DEFAULT_TASK_PLAN,
+    TASK_KINDS,
     LabelSet,
     MetaModel,
     Task,
@@ -347,7 +348,7 @@ def _predicted(rec: MetaRecommender) -> float:
 
 
 def _parse_cuts(specs: Sequence[str]) -> list[tuple[str, float]]:
-    kinds = ("users", "items", "kcore", "popular", "full")
+    kinds = TASK_KINDS
     plan = []
     for spec in specs:
         kind, _, size = spec.partition(":")

@@ -1,7 +1,14 @@
 """Meta-learning: the task corpus, its labels, the LightGBM meta-model and selection."""
 
 from metarec_classic.meta._build import BuildStatus, build_labels, build_status, run_worker
-from metarec_classic.meta._corpus import DEFAULT_TASK_PLAN, Task, cut_task, make_tasks, subset
+from metarec_classic.meta._corpus import (
+    DEFAULT_TASK_PLAN,
+    TASK_KINDS,
+    Task,
+    cut_task,
+    make_tasks,
+    subset,
+)
 from metarec_classic.meta._labels import (
     LABELS_VERSION,
     LabelSet,
@@ -39,6 +46,7 @@ __all__ = [
     "DEFAULT_TASK_PLAN",
     "LABELS_VERSION",
     "NO_HISTORY",
+    "TASK_KINDS",
     "USER_LABELS_VERSION",
     "BuildStatus",
     "Candidate",

@@ -34,9 +34,12 @@ import scipy.sparse as sp
 
 from metarec_classic.data import IdMap, Interactions, random_holdout_split
 
-__all__ = ["DEFAULT_TASK_PLAN", "Task", "cut_task", "make_tasks", "subset"]
+__all__ = ["DEFAULT_TASK_PLAN", "TASK_KINDS", "Task", "cut_task", "make_tasks", "subset"]
 
 _log = logging.getLogger(__name__)
+
+#: How a task may be cut from a dataset (see the module docstring).
+TASK_KINDS: tuple[str, ...] = ("users", "items", "kcore", "popular", "full")
 
 #: The cuts made of every dataset by default: (kind, size).
 DEFAULT_TASK_PLAN: tuple[tuple[str, float], ...] = (
@@ -81,9 +84,8 @@ class Task:
     max_items: int = 3_000
 
     def __post_init__(self) -> None:
-        kinds = ("users", "items", "kcore", "popular", "full")
-        if self.kind not in kinds:
-            raise ValueError(f"Task kind {self.kind!r} is unknown; use one of {kinds!r}.")
+        if self.kind not in TASK_KINDS:
+            raise ValueError(f"Task kind {self.kind!r} is unknown; use one of {TASK_KINDS!r}.")
         size = float(self.size)
         if self.kind in ("users", "items") and not 0 < size <= 1:
             raise ValueError(
@@ -147,10 +149,6 @@ def cut_task(task: Task, data: Interactions) -> tuple[Interactions, Interactions
         items = np.sort(np.argsort(-popularity, kind="stable")[: int(task.size)])
     elif task.kind == "kcore":
         users, items = _k_core(matrix, int(task.size))
-    elif task.kind != "full":
-        raise ValueError(
-            f"Unknown task kind {task.kind!r}; use 'users', 'items', 'kcore', 'popular' or 'full'."
-        )
     sub = matrix[users][:, items]
     if task.kind in ("items", "popular"):
         keep = np.diff(sub.indptr) >= 2
