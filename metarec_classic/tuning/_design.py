@@ -153,8 +153,9 @@ def _enqueue(
                 params=known,
                 distributions={name: space[name] for name in known},
                 user_attrs=attrs,
-                # Optuna's own queue marks enqueued values this way; retries copy it.
-                system_attrs={"fixed_params": dict(config)},
+                # Values outside ``space`` go through Optuna's own queue marker (retries
+                # copy it); stored parameters need none, which saves a write per trial.
+                system_attrs={} if len(known) == len(config) else {"fixed_params": dict(config)},
             )
         )
     study.set_user_attr(_DESIGN_SIZE_ATTR, len(configs))
