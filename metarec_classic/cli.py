@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -276,14 +277,13 @@ def _cmd_recommend(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_build_corpus(args: argparse.Namespace) -> dict[str, Any]:
-    if args.configs < 1:
-        raise DataError(f"--configs must be at least 1, got {args.configs}.")
+    plan = _parse_cuts(args.cuts) if args.cuts else DEFAULT_TASK_PLAN
     for name in args.datasets:  # every name now, not in each worker after a long wait
         locate_dataset(name)
     datasets = [(name, _family(name)) for name in args.datasets]
     tasks = make_tasks(
         datasets,
-        plan=_parse_cuts(args.cuts) if args.cuts else DEFAULT_TASK_PLAN,
+        plan=plan,
         seeds=tuple(args.seeds),
         max_interactions=args.max_interactions,
         max_items=args.max_items,
@@ -292,8 +292,6 @@ def _cmd_build_corpus(args: argparse.Namespace) -> dict[str, Any]:
     if args.status:
         status = build_status(args.storage, tasks, algorithms=algorithms, n_configs=args.configs)
         return {"n_tasks": len(tasks), **status.to_dict()}
-    if args.workers < 1:
-        raise DataError(f"--workers must be at least 1, got {args.workers}.")
     threads = worker_threads(args.workers)
     print(
         f"metarec: {args.workers} worker(s) x {threads} thread(s) each "
@@ -328,6 +326,32 @@ def _cmd_train_meta(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # -- helpers -------------------------------------------------------------------------------
+def _int_at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an int >= ``low``, refused before any work starts."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
 def _show_warning(
     message: Warning | str,
     category: type[Warning],
@@ -337,7 +361,7 @@ def _show_warning(
     line: str | None = None,
 ) -> None:
     """Warnings as one line for people at a terminal, without source file and code."""
-    print(f"metarec: warning: {message}", file=sys.stderr)
+    print(f"metarec: warning: {_for_command_line(str(message))}", file=sys.stderr)
 
 
 def _predicted(rec: MetaRecommender) -> float:
@@ -413,7 +437,19 @@ def _load(args: argparse.Namespace) -> Interactions:
     threshold: Any = "default"
     if args.threshold is not None:
         threshold = None if args.threshold.lower() == "none" else _float(args.threshold)
-    return load_dataset("demo" if args.demo else args.data, positive_threshold=threshold)
+    options: dict[str, Any] = {
+        name: value
+        for name in ("sep", "encoding", "encoding_errors", "duplicates")
+        if (value := getattr(args, name)) is not None
+    }
+    if args.columns is not None:
+        options["columns"] = [field.strip() or None for field in args.columns.split(",")]
+    if options and (args.demo or not Path(args.data).is_file()):
+        raise BadInput(
+            f"--{next(iter(options)).replace('_', '-')} applies to a CSV/TSV file; "
+            "dataset folders and names are read in their documented format."
+        )
+    return load_dataset("demo" if args.demo else args.data, positive_threshold=threshold, **options)
 
 
 def _split(data: Interactions, args: argparse.Namespace) -> Any:
@@ -452,9 +488,31 @@ def _float(text: str) -> float:
         raise BadInput(f"`--threshold` must be a number or 'none'; got {text!r}.") from None
 
 
+#: Python arguments that messages of the library name as fixes, and what a command-line
+#: user passes instead.
+_COMMAND_LINE_SPELLING = {
+    "`sep=": "--sep",
+    "`columns=": "--columns (e.g. --columns user_id,item_id,rating)",
+    "`encoding=": "--encoding",
+    "`encoding_errors=": "--encoding-errors",
+    "`duplicates=": "--duplicates",
+    "`positive_threshold=": "--threshold (a number, or none to keep every rating as a weight)",
+    "`data_root=": "the environment variable METAREC_DATA",
+    "`rating_col`": "--columns naming that field 'rating'",
+}
+
+
+def _for_command_line(text: str) -> str:
+    """Add the command-line spelling of the Python arguments a message names as fixes."""
+    flags = [flag for python, flag in _COMMAND_LINE_SPELLING.items() if python in text]
+    if not flags:
+        return text
+    return f"{text} On the command line: {'; '.join(flags)}."
+
+
 def _message(err: BaseException) -> str:
     text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-    return text or type(err).__name__
+    return _for_command_line(text or type(err).__name__)
 
 
 def _json_default(value: Any) -> Any:
@@ -510,6 +568,25 @@ def _build_parser() -> argparse.ArgumentParser:
             help="ratings >= X are positives; 'none' keeps every rating as a weight "
             "(default: the dataset's documented threshold)",
         )
+        reading = sub.add_argument_group("reading a CSV/TSV file (ignored for dataset folders)")
+        reading.add_argument("--sep", help="field separator (default: sniffed)")
+        reading.add_argument(
+            "--columns",
+            metavar="ROLES",
+            help="comma-separated role of each field: user_id, item_id, rating, weight, "
+            "timestamp, or an empty name to skip a field (e.g. user_id,item_id,,rating)",
+        )
+        reading.add_argument("--encoding", help="text encoding (default: utf-8)")
+        reading.add_argument(
+            "--encoding-errors",
+            choices=("strict", "replace", "skip"),
+            help="undecodable bytes: stop (strict, default), replace them, or skip the line",
+        )
+        reading.add_argument(
+            "--duplicates",
+            choices=("sum", "last", "max", "mean"),
+            help="how repeated (user, item) rows merge (default: sum of weights, last rating)",
+        )
         _common_flags(sub)
         return sub
 
@@ -522,14 +599,18 @@ def _build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--algorithm", required=True, choices=ALGORITHM_NAMES)
         sub.add_argument("--split", choices=("random", "temporal", "leave-last"), default="random")
         sub.add_argument("--test-fraction", type=float, default=0.2)
-        sub.add_argument("--leave-out", type=int, default=1, help="k of the leave-last split")
+        sub.add_argument(
+            "--leave-out", type=_int_at_least(1), default=1, help="k of the leave-last split"
+        )
         sub.add_argument("--seed", type=int, default=42)
-        sub.add_argument("--k", type=int, default=10, help="list length of the metrics")
+        sub.add_argument(
+            "--k", type=_int_at_least(1), default=10, help="list length of the metrics"
+        )
         if name == "evaluate":
             sub.add_argument("--params", help="configuration as a JSON object")
         else:
-            sub.add_argument("--trials", type=int, default=30)
-            sub.add_argument("--timeout", type=float, help="seconds")
+            sub.add_argument("--trials", type=_int_at_least(1), default=30)
+            sub.add_argument("--timeout", type=_positive_float, help="seconds")
             sub.add_argument(
                 "--storage",
                 help="journal file path or database URL (default: in memory)",
@@ -539,7 +620,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     sub = command("select", _cmd_select, "Rank algorithms and configurations for the data.")
     sub.add_argument("--meta-model", metavar="DIR", help="a trained meta-model folder")
-    sub.add_argument("--top", type=int, default=10, help="candidates to list")
+    sub.add_argument("--top", type=_int_at_least(1), default=10, help="candidates to list")
     sub.add_argument("--seed", type=int, default=0)
     sub.add_argument(
         "--segments",
@@ -551,11 +632,11 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = command("fit", _cmd_fit, "Choose, optionally tune, fit and save a recommender.")
     sub.add_argument(
         "--trials",
-        type=int,
+        type=_int_at_least(0),
         default=0,
         help="warm-started search trials (default 0: fit the meta-model's pick, no search)",
     )
-    sub.add_argument("--timeout", type=float, help="seconds")
+    sub.add_argument("--timeout", type=_positive_float, help="seconds")
     sub.add_argument("--storage", help="journal file path or database URL of the search")
     sub.add_argument(
         "--out",
@@ -583,7 +664,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--users", required=True, help="comma-separated user ids, or a file with one id per line"
     )
-    sub.add_argument("--k", type=int, default=10)
+    sub.add_argument("--k", type=_int_at_least(1), default=10)
     sub.add_argument(
         "--include-seen", action="store_true", help="allow items of the user's history"
     )
@@ -601,7 +682,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--out", metavar="DIR", help="write the labels table here")
     sub.add_argument(
-        "--configs", type=int, default=10, help="configurations per task and algorithm"
+        "--configs", type=_int_at_least(1), default=10, help="configurations per task and algorithm"
     )
     sub.add_argument("--algorithms", nargs="+", choices=ALGORITHM_NAMES)
     sub.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -613,11 +694,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "users, items, kcore, popular, full); default: "
         + " ".join(f"{kind}:{size:g}" for kind, size in DEFAULT_TASK_PLAN),
     )
-    sub.add_argument("--max-interactions", type=int, default=40_000)
-    sub.add_argument("--max-items", type=int, default=3_000)
+    sub.add_argument("--max-interactions", type=_int_at_least(1), default=40_000)
+    sub.add_argument("--max-items", type=_int_at_least(1), default=3_000)
     sub.add_argument(
         "--workers",
-        type=int,
+        type=_int_at_least(1),
         default=os.cpu_count() or 1,
         help="worker processes on this machine (default: one per core); the same command "
         "on another machine against the same --storage URL joins the build",

@@ -242,8 +242,8 @@ def test_fit_refuses_an_out_path_that_is_a_file_before_fitting(
         (["nosuch-dataset"], "neither an existing file or folder nor a known data set"),
         (["ml-100k", "--cuts", "users:2"], "size must be in (0, 1]"),
         (["ml-100k", "--cuts", "users"], "is not KIND:SIZE"),
-        (["ml-100k", "--configs", "0"], "--configs must be at least 1"),
-        (["ml-100k", "--workers", "0"], "--workers must be at least 1"),
+        (["ml-100k", "--configs", "0"], "argument --configs: must be at least 1, got 0"),
+        (["ml-100k", "--workers", "0"], "argument --workers: must be at least 1, got 0"),
     ],
 )
 def test_build_corpus_checks_its_arguments_before_any_work(
@@ -253,3 +253,37 @@ def test_build_corpus_checks_its_arguments_before_any_work(
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["recommend", "model", "--users", "1", "--k", "-3"], "argument --k: must be at least 1"),
+        (["tune", "--demo", "--algorithm", "als", "--k", "0"], "argument --k: must be at least 1"),
+        (["tune", "--demo", "--algorithm", "als", "--trials", "0"], "--trials: must be at least 1"),
+        (["fit", "--demo", "--trials", "-1"], "argument --trials: must be at least 0, got -1"),
+        (["fit", "--demo", "--timeout", "-5"], "must be a positive number of seconds"),
+        (["select", "--demo", "--top", "x"], "expected a whole number, got 'x'"),
+    ],
+)
+def test_numeric_flags_are_checked_before_any_work(arguments: list[str], message: str) -> None:
+    result = run(*arguments)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_reading_flags_fix_what_the_messages_name(tmp_path: Path) -> None:
+    path = tmp_path / "ratings.csv"
+    path.write_text("user_id,rating,code\n1,5,a\n2,3,b\n3,4,a\n4,2,c\n")
+    refused = run("info", path)
+    assert refused.returncode == 2
+    assert "no item_id column" in refused.stderr
+    assert "On the command line: --columns" in refused.stderr
+    read = run_json("info", path, "--columns", "user_id,rating,item_id")
+    assert (read["n_users"], read["n_items"], read["n_interactions"]) == (4, 3, 4)
+    swapped = run_json("info", path, "--columns", "item_id,rating,user_id")
+    assert (swapped["n_users"], swapped["n_items"]) == (3, 4)
+    demo = run("info", "--demo", "--sep", ",")
+    assert demo.returncode == 2
+    assert "--sep applies to a CSV/TSV file" in demo.stderr

@@ -252,6 +252,28 @@ class Interactions:
         )
         return result
 
+    def drop_nonpositive_weights(self) -> Interactions:
+        """Return the data without the entries whose weight is zero or negative (counted).
+
+        Ratings kept as weights (no threshold) must be positive to act as weights: a rating
+        of -3 on a -10..10 scale would otherwise count as a (weak) positive.
+        """
+        keep = self.user_items.data > 0
+        if keep.all():
+            return self
+        result = self.select_entries(keep)
+        result.report = DataReport(source=self.report.source)
+        result.report.merge(self.report)
+        n_dropped = int((~keep).sum())
+        result.report.add(
+            "nonpositive_weights_dropped",
+            n_dropped,
+            f"{n_dropped} interactions have a zero or negative rating, which cannot be kept as "
+            "a weight; they were dropped. Pass `positive_threshold=` to keep only ratings at "
+            "or above a threshold, as positives of weight 1.",
+        )
+        return result
+
 
 def _indptr_from_rows(rows: np.ndarray, n_rows: int) -> np.ndarray:
     """Row pointer of a CSR matrix whose entries belong to the (sorted) ``rows``."""

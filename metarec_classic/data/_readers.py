@@ -398,12 +398,12 @@ def _split(lines: list[str], sep: str) -> list[list[str]]:
 
 def _sniff_header(sample: list[list[str]]) -> bool:
     """Guess whether the first sampled row holds column names (see `read_interactions`)."""
-    if len(sample) < 2:
-        return False
     first, rest = sample[0], sample[1:]
     known = sum(_normalise(name) in _HEADER_ALIASES for name in first)
-    if known >= 2:
+    if known >= 2:  # also a file of one line: a header without data is an error, not data
         return True
+    if not rest:
+        return False
     for position, name in enumerate(first):
         later = [row[position] for row in rest if len(row) > position]
         if not later:
@@ -443,6 +443,31 @@ def _resolve_roles(
         if "user_id" in named and "item_id" in named and len(value_names) <= 1:
             roles = [r if named.count(r) == 1 else None for r in named]
             return [_value_role(r, feedback) for r in roles]
+        missing = [r for r in ("user_id", "item_id") if r not in named]
+        by_position = ["user_id", "item_id", "rating", "timestamp"]
+        values = ("rating", "weight")
+        conflicts = [
+            i
+            for i, role in enumerate(named)
+            if role is not None
+            and not (
+                i < len(by_position)
+                and (role == by_position[i] or {role, by_position[i]} <= set(values))
+            )
+        ]
+        if conflicts:
+            # Taking the fields by position would silently read, say, a rating as an item.
+            problem = (
+                f"no {' and no '.join(missing)} column"
+                if missing
+                else "more than one value column (rating and weight)"
+            )
+            raise DataError(
+                f"The header of {source!r} ({', '.join(header_fields)}) names "
+                f"{', '.join(sorted({r for r in named if r}))} but has {problem}. Fix the "
+                "header, or say which field is which with `columns=` (e.g. "
+                "columns=['user_id', 'item_id', 'rating'])."
+            )
         _log.info(
             "The header of %r (%r) has no recognised user and item names; fields are "
             "taken by position.",

@@ -13,7 +13,7 @@ from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
 
 from metarec_classic.data import Interactions
-from metarec_classic.exceptions import InputConversionWarning
+from metarec_classic.exceptions import DataError, InputConversionWarning
 
 __all__ = ["BaseRecommender", "as_user_items", "top_k"]
 
@@ -86,6 +86,7 @@ class BaseRecommender(BaseEstimator):  # type: ignore[misc]
         self
         """
         matrix = as_user_items(user_items)
+        _check_positive_weights(matrix)
         self._validate_params()
         self.effective_config_ = self._clamp_to_data(matrix)
         self.user_items_ = matrix
@@ -311,3 +312,16 @@ def as_user_items(data: Any) -> sp.csr_matrix:
         stacklevel=3,
     )
     return sp.csr_matrix(data, dtype=np.float32)
+
+
+def _check_positive_weights(matrix: sp.csr_matrix) -> None:
+    """Refuse zero or negative weights: no model here reads them as a dislike."""
+    nonpositive = int((matrix.data <= 0).sum())
+    if nonpositive:
+        raise DataError(
+            f"{nonpositive} of {matrix.nnz} interactions have a zero or negative weight (ratings "
+            "kept as weights?). The models read every weight as the strength of a positive "
+            "interaction. Load the data with a `positive_threshold=` (on the command line "
+            "--threshold X) to keep ratings >= X as positives, or drop those entries with "
+            "`Interactions.drop_nonpositive_weights()`."
+        )

@@ -378,3 +378,19 @@ def test_empty_id_fields_are_dropped(tmp_path: Path) -> None:
         data = read_interactions(path)
     assert data.report.counts["missing_user_id_dropped"] == 1
     assert data.user_ids.dtype == np.int64
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("user_id,rating\n1,5\n2,3\n3,4\n", "but has no item_id column"),
+        ("movie,rating\n1,5\n2,3\n", "but has no user_id column"),
+        ("user,item,rating,weight\n1,2,5,1\n2,2,3,1\n", "more than one value column"),
+        ("user_id,item_id,rating\n", "has a header line but no data lines"),
+    ],
+)
+def test_a_header_that_cannot_be_read_safely_is_refused(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(DataError, match=message):
+        read_interactions(write(tmp_path, text))

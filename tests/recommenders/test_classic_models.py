@@ -6,12 +6,15 @@ import logging
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 from sklearn.decomposition import NMF
 
-from metarec_classic.exceptions import MemoryLimitError, MetarecError
+from metarec_classic.data import from_dataframe
+from metarec_classic.exceptions import DataError, MemoryLimitError, MetarecError
 from metarec_classic.recommenders import (
+    ALGORITHM_NAMES,
     BaseRecommender,
     EASERecommender,
     MostPopularRecommender,
@@ -431,3 +434,25 @@ def test_fitted_model_pickles_with_its_weights(cls: type[BaseRecommender]) -> No
     np.testing.assert_array_equal(
         again.recommend(np.arange(20), k=5)[1], model.recommend(np.arange(20), k=5)[1]
     )
+
+
+@pytest.mark.parametrize("name", ALGORITHM_NAMES)
+def test_zero_or_negative_weights_are_refused_with_the_fix(name: str) -> None:
+    matrix = make_user_items(n_users=20, n_items=15, density=0.3, seed=0)
+    matrix.data[:3] = [-3.0, 0.0, -1.0]
+    with pytest.raises(DataError, match=r"3 of \d+ interactions have a zero or negative weight"):
+        make_recommender(name).fit(matrix)
+
+
+def test_ratings_kept_as_weights_can_drop_their_nonpositive_entries() -> None:
+    frame = pd.DataFrame(
+        {"user": [1, 1, 2, 2, 3], "item": [1, 2, 1, 3, 2], "rating": [5.0, -2.0, 0.0, 3.0, 1.0]}
+    )
+    data = from_dataframe(frame, user_col="user", item_col="item", rating_col="rating")
+    with pytest.raises(DataError, match="positive_threshold="):
+        make_recommender("most_popular").fit(data)
+    kept = data.drop_nonpositive_weights()
+    assert kept.n_interactions == 3
+    assert kept.report.counts["nonpositive_weights_dropped"] == 2
+    ids, _ = make_recommender("most_popular").fit(kept).recommend([0], k=2)
+    assert ids.shape == (1, 2)
