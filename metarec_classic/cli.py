@@ -14,6 +14,7 @@ import math
 import os
 import sys
 import time
+import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -75,8 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = args.handler(args)
     except (MetarecError, ValueError, TypeError, FileNotFoundError, KeyError) as err:
-        if args.debug:
-            raise
+        if args.debug:  # the traceback, and still the exit status of bad input
+            traceback.print_exc()
         print(f"metarec: error: {_message(err)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

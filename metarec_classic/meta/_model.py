@@ -48,7 +48,18 @@ __all__ = ["FORMAT_VERSION", "MetaModel", "MetaModelFileError"]
 _log = logging.getLogger(__name__)
 
 #: Version of the saved layout; bumped whenever a saved model cannot be read as before.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+
+#: Size meta-features (log1p of counts) that parameters are also expressed relative to.
+_SIZE_FEATURES = {"size.n_users_log": "users", "size.n_items_log": "items"}
+
+
+def _distribution(column: str) -> Any:
+    """The search-space distribution of a parameter column ``algorithm.parameter``."""
+    algorithm, _, name = column.partition(".")
+    return get_recommender_class(algorithm).search_space()[name]
+
+
 _META_FILE = "metamodel.json"
 _BOOSTER_FILES = {
     "rank": "rank.lgb.txt",
@@ -245,7 +256,7 @@ class MetaModel:
         row = self._feature_row(features)
         X = self._design(row[None, :], [candidate.algorithm], [candidate.config])
         contrib = self.booster_rank_.predict(X, pred_contrib=True)[0]
-        names = [*self.feature_names_, "algorithm", *self.param_columns_, "bias"]
+        names = [*self.feature_names_, "algorithm", *self._design_parameter_names(), "bias"]
         return pd.Series(contrib, index=names).sort_values(key=np.abs, ascending=False)
 
     # -- persistence ---------------------------------------------------------------------
@@ -383,7 +394,46 @@ class MetaModel:
                     params[i, j] = dist.choices.index(value) if value in dist.choices else np.nan
                 else:
                     params[i, j] = float(value)
-        return np.hstack([features, codes[:, None], params])
+        return np.hstack(
+            [features, codes[:, None], params, self._relative_params(features, params)]
+        )
+
+    def _scale_columns(self) -> list[tuple[int, int, str]]:
+        """(parameter column, meta-feature index, name) of the size-relative columns.
+
+        Labels come from tasks cut small, and the best ``l2_reg``, ``n_neighbors`` or
+        ``n_factors`` grow with the data. Trees cannot extrapolate a raw value to a larger
+        dataset; a value relative to the data's size (log ratio to users, to items) is a
+        split that carries over from small tasks to large data.
+        """
+        sizes = [
+            (self.feature_names_.index(name), label)
+            for name, label in _SIZE_FEATURES.items()
+            if name in self.feature_names_
+        ]
+        numeric = [
+            j
+            for j, name in enumerate(self.param_columns_)
+            if not isinstance(_distribution(name), CategoricalDistribution)
+        ]
+        return [
+            (j, index, f"{self.param_columns_[j]}/{label}")
+            for j in numeric
+            for index, label in sizes
+        ]
+
+    def _relative_params(self, features: np.ndarray, params: np.ndarray) -> np.ndarray:
+        columns = self._scale_columns()
+        out = np.full((params.shape[0], len(columns)), np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for c, (j, index, _) in enumerate(columns):
+                value = params[:, j]
+                positive = value > 0
+                out[positive, c] = np.log1p(value[positive]) - features[positive, index]
+        return out
+
+    def _design_parameter_names(self) -> list[str]:
+        return [*self.param_columns_, *(name for _, _, name in self._scale_columns())]
 
     def _feature_row(self, features: dict[str, float]) -> np.ndarray:
         missing = [n for n in self.feature_names_ if n not in features]

@@ -158,6 +158,13 @@ def _open_database(url: str) -> RDBStorage:
         # The driver's message may quote the URL, password included: keep only what
         # the masked URL shows.
         detail = _first_line(err).replace(url, masked)
+        if url.startswith("sqlite"):
+            raise StorageError(
+                f"Could not open the SQLite storage {url!r}: {type(err).__name__}: {detail}. "
+                "The file's folder must exist and be writable; sqlite:///name.db is relative "
+                "to the working folder and sqlite:////abs/path/name.db (four slashes) is "
+                "absolute."
+            ) from err
         if "@" not in url or url.count("@") > 1 or isinstance(err, ValueError):
             detail = (
                 "the URL cannot be parsed; write it as "

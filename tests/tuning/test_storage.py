@@ -106,3 +106,9 @@ def test_a_malformed_url_is_explained_without_its_password() -> None:
     with pytest.raises(StorageError, match="percent-encode") as caught:
         resolve_storage("postgresql+psycopg2://u:secret:127.0.0.1:1/db")
     assert "secret" not in str(caught.value)
+
+
+def test_an_sqlite_file_that_cannot_be_opened_names_the_folder_rule(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'missing-folder' / 'trials.db'}"
+    with pytest.raises(StorageError, match=r"folder must exist.*four slashes"):
+        resolve_storage(url)
