@@ -34,7 +34,7 @@ import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -848,19 +848,25 @@ def choose_per_segment(
                 f"The mask of segment {segment.name!r} has shape {mask.shape}; `predictions` "
                 f"has {len(predictions)} rows."
             )
-        choices.append(
-            _choose(
-                segment,
-                values[mask],
-                algorithms,
-                base,
-                order,
-                int(min_segment_size),
-                float(min_gain),
-                float(min_relative_gain),
-                int(max_share * len(predictions)),
-            )
+        choice = _choose(
+            segment,
+            values[mask],
+            algorithms,
+            base,
+            order,
+            int(min_segment_size),
+            float(min_gain),
+            float(min_relative_gain),
+            int(max_share * len(predictions)),
         )
+        if segment.name == NO_HISTORY:
+            # Whatever the choice, a model has nothing to go on for these users.
+            choice = replace(
+                choice,
+                reason=f"{choice.reason}; without history every model serves the most "
+                "popular training items",
+            )
+        choices.append(choice)
     return choices
 
 

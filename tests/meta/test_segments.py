@@ -363,6 +363,8 @@ def test_the_no_history_segment_is_always_answered() -> None:
     first = choices[0]
     assert first.n_users == 0 and first.algorithm == "most_popular" and first.fell_back
     assert np.isnan(first.predicted_ndcg) and "no user" in first.reason
+    assert "every model serves the most popular training items" in first.reason
+    assert "most popular" not in choices[1].reason
     assert first.to_dict()["predicted_ndcg@10"] is None
     assert choices[1].algorithm == "als"
     # Ties go to the dataset-level choice.
