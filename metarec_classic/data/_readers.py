@@ -262,7 +262,9 @@ def _read_table(
             continue
         values = [row[position].strip() for row in rows]
         if role in ("user_id", "item_id"):
-            data[role] = _typed_ids(values, role)
+            ids = _typed_ids(values, role)
+            _count_numeric_lookalikes(ids, role, source, report)
+            data[role] = ids
         elif role in ("rating", "weight"):
             numeric, bad = _to_float(values)
             _count_bad(bad, number_array, role, source, report)
@@ -545,6 +547,33 @@ def _typed_ids(values: list[str], role: str) -> np.ndarray:
     text_ids: np.ndarray = series.to_numpy(dtype=object).copy()
     text_ids[empty.to_numpy()] = None
     return text_ids
+
+
+def _count_numeric_lookalikes(ids: np.ndarray, role: str, source: str, report: DataReport) -> None:
+    """Count text ids that equal another id as a number (``001`` and ``1``, ``1.0`` and ``1``).
+
+    Such ids stay distinct (an id is its text), but they usually mean one user or item
+    written two ways by an export, so the reader says so.
+    """
+    if ids.dtype != object:
+        return
+    text = pd.Series(sorted({v for v in ids if isinstance(v, str)}), dtype=object)
+    numeric = text[text.str.fullmatch(_NUMBER.pattern)]
+    if numeric.empty:
+        return
+    values = numeric.astype(float)
+    repeated = values.duplicated(keep=False)
+    if not repeated.any():
+        return
+    examples = numeric[repeated].groupby(values[repeated]).agg(list).iloc[0][:2]
+    n_ids = int(repeated.sum())
+    report.add(
+        f"{role}_numeric_lookalikes",
+        n_ids,
+        f"{n_ids} distinct {role} values of {source!r} equal another one as a number (e.g. "
+        f"{examples[0]!r} and {examples[1]!r}); they are kept as different ids. If they are "
+        "the same, write them one way in the file.",
+    )
 
 
 def _to_float(values: list[str]) -> tuple[np.ndarray, np.ndarray]:

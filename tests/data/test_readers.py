@@ -394,3 +394,12 @@ def test_a_header_that_cannot_be_read_safely_is_refused(
 ) -> None:
     with pytest.raises(DataError, match=message):
         read_interactions(write(tmp_path, text))
+
+
+def test_ids_that_equal_another_as_a_number_are_kept_and_reported(tmp_path: Path) -> None:
+    path = write(tmp_path, "user,item\n001,a\n1,b\nu7,a\n2,a\n2.0,b\n3,c\n")
+    with pytest.warns(DataWarning, match=r"4 distinct user_id values .* '001' and '1'"):
+        data = read_interactions(path)
+    assert data.n_users == 6  # the ids are their text: nothing is merged
+    assert data.report.counts["user_id_numeric_lookalikes"] == 4
+    assert "item_id_numeric_lookalikes" not in data.report.counts
