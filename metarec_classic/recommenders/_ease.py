@@ -28,6 +28,8 @@ _log = logging.getLogger(__name__)
 #: Bytes per squared item count at the peak of the fit: the float64 Gram matrix, inverted
 #: in place, plus the float32 weights derived from it.
 _BYTES_PER_ITEM_PAIR = 8 + 4
+#: Most items whose inverse may use several BLAS threads; see inverse_threads.
+_THREADED_INVERSE_MAX_ITEMS = 14_000
 
 
 class EASERecommender(BaseRecommender):
@@ -146,7 +148,7 @@ class EASERecommender(BaseRecommender):
         # Gram matrix plus the ridge, then its inverse in place.
         gram = _gram_matrix(user_items)
         gram.flat[:: n_items + 1] += self.l2_reg
-        with blas_threads(self.n_jobs):
+        with blas_threads(inverse_threads(n_items, self.n_jobs)):
             # The Gram matrix is symmetric, so its transpose is the Fortran-ordered view
             # LAPACK can overwrite without a copy.
             inverse = scipy.linalg.inv(
@@ -164,6 +166,18 @@ class EASERecommender(BaseRecommender):
         with blas_threads(self.n_jobs):
             scores = np.asarray(history @ self.item_weights_, dtype=np.float32)
         return fill_unscored_rows(scores, self.item_popularity_)
+
+
+def inverse_threads(n_items: int, n_jobs: int | None) -> int | None:
+    """BLAS threads for the inverse of an ``n_items`` × ``n_items`` matrix.
+
+    OpenBLAS's threaded Cholesky factorisation (bundled with SciPy, 0.3.30) kills the
+    process with a segmentation fault on large matrices. Measured with two threads on
+    this package's machines: 12,000, 14,000 and 15,200 items factor; 15,800, 16,300,
+    16,500 and 17,632 (lastfm-hetrec-2k) crash, while one thread factors all of them.
+    Above 14,000 items the inverse runs on one thread: slower, but the process survives.
+    """
+    return 1 if n_items > _THREADED_INVERSE_MAX_ITEMS else n_jobs
 
 
 def _gram_matrix(user_items: sp.csr_matrix) -> np.ndarray:

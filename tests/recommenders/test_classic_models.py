@@ -456,3 +456,13 @@ def test_ratings_kept_as_weights_can_drop_their_nonpositive_entries() -> None:
     assert kept.report.counts["nonpositive_weights_dropped"] == 2
     ids, _ = make_recommender("most_popular").fit(kept).recommend([0], k=2)
     assert ids.shape == (1, 2)
+
+
+def test_ease_inverts_large_matrices_on_one_thread() -> None:
+    # Two-thread OpenBLAS Cholesky crashed the process on 17,632 items; see inverse_threads.
+    from metarec_classic.recommenders._ease import inverse_threads
+
+    assert inverse_threads(3_000, 2) == 2
+    assert inverse_threads(14_000, 2) == 2
+    assert inverse_threads(14_001, 2) == 1
+    assert inverse_threads(17_632, None) == 1
