@@ -42,6 +42,15 @@ def run_json(*args: str | os.PathLike[str]) -> dict:
     return json.loads(result.stdout)  # fails on anything but a single document
 
 
+def run_bad_input(*args: str | os.PathLike[str], message: str) -> None:
+    """Run a command that must refuse its input: exit 2, ``message`` on stderr, no traceback."""
+    result = run(*args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
 @pytest.fixture(scope="module")
 def string_csv(ml100k: Interactions, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CSV of 150 ml-100k users with ids like "u007" and item ids with leading zeros."""
@@ -154,10 +163,7 @@ def test_no_data_is_bad_input() -> None:
 def test_csv_with_one_column_is_bad_input(tmp_path: Path) -> None:
     path = tmp_path / "one.csv"
     path.write_text("user_id\nu1\nu2\nu3\n")
-    result = run("info", path)
-    assert result.returncode == 2
-    assert "one.csv" in result.stderr
-    assert "Traceback" not in result.stderr
+    run_bad_input("info", path, message="one.csv")
 
 
 # -- fit and recommend ---------------------------------------------------------------------------
@@ -249,10 +255,7 @@ def test_fit_refuses_an_out_path_that_is_a_file_before_fitting(
 def test_build_corpus_checks_its_arguments_before_any_work(
     arguments: list[str], message: str, tmp_path: Path
 ) -> None:
-    result = run("build-corpus", *arguments, "--storage", tmp_path / "s.journal")
-    assert result.returncode == 2
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
+    run_bad_input("build-corpus", *arguments, "--storage", tmp_path / "s.journal", message=message)
 
 
 @pytest.mark.parametrize(
@@ -267,23 +270,16 @@ def test_build_corpus_checks_its_arguments_before_any_work(
     ],
 )
 def test_numeric_flags_are_checked_before_any_work(arguments: list[str], message: str) -> None:
-    result = run(*arguments)
-    assert result.returncode == 2
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
+    run_bad_input(*arguments, message=message)
 
 
 def test_reading_flags_fix_what_the_messages_name(tmp_path: Path) -> None:
     path = tmp_path / "ratings.csv"
     path.write_text("user_id,rating,code\n1,5,a\n2,3,b\n3,4,a\n4,2,c\n")
-    refused = run("info", path)
-    assert refused.returncode == 2
-    assert "no item_id column" in refused.stderr
-    assert "On the command line: --columns" in refused.stderr
+    run_bad_input("info", path, message="no item_id column")
+    run_bad_input("info", path, message="On the command line: --columns")
     read = run_json("info", path, "--columns", "user_id,rating,item_id")
     assert (read["n_users"], read["n_items"], read["n_interactions"]) == (4, 3, 4)
     swapped = run_json("info", path, "--columns", "item_id,rating,user_id")
     assert (swapped["n_users"], swapped["n_items"]) == (3, 4)
-    demo = run("info", "--demo", "--sep", ",")
-    assert demo.returncode == 2
-    assert "--sep applies to a CSV/TSV file" in demo.stderr
+    run_bad_input("info", "--demo", "--sep", ",", message="--sep applies to a CSV/TSV file")
