@@ -158,6 +158,7 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         self.algorithm_ = self.selection_.best.algorithm
         self.config_ = dict(self.selection_.best.config)
         self.user_route_ = np.zeros(interactions.n_users, dtype=np.int32)
+        self.user_segment_ = np.full(interactions.n_users, -1, dtype=np.int32)
         self.no_history_model_ = 0
         self._choose_segments(interactions)
         assert self.segments_ is not None
@@ -200,6 +201,7 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         choices = [(self.algorithm_, self.config_)]
         self.segments_ = None
         self.user_route_ = np.zeros(interactions.n_users, dtype=np.int32)
+        self.user_segment_ = np.full(interactions.n_users, -1, dtype=np.int32)
         self.no_history_model_ = 0
         if self.segments is not None:
             choices = self._choose_segments(interactions)
@@ -258,6 +260,32 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
             }
         )
 
+    def serving(self, user_ids: Any) -> pd.DataFrame:
+        """Which segment and which algorithm serve each user.
+
+        Returns one row per user: ``user_id``, ``segment`` (None without segments) and
+        ``algorithm``. Users without training history, unseen ones included, get the
+        most popular training items whatever their segment's algorithm; ``algorithm``
+        then reads ``most_popular``.
+        """
+        check_is_fitted(self, "model_")
+        ids = np.atleast_1d(np.asarray(user_ids, dtype=object))
+        rows = self.user_map_.to_index(ids)
+        known = rows >= 0
+        history = np.zeros(len(ids), dtype=bool)
+        counts = np.diff(self.model_.user_items_.indptr)
+        history[known] = counts[rows[known]] > 0
+        route = np.where(known, self.user_route_[np.maximum(rows, 0)], self.no_history_model_)
+        algorithms = np.array([self.models_[i].name for i in route], dtype=object)
+        algorithms[~history] = "most_popular"
+        segment: list[str | None] = [None] * len(ids)
+        if self.segments_ is not None:
+            names = self.segments_["segment"].tolist()
+            no_history = names.index(NO_HISTORY) if NO_HISTORY in names else -1
+            index = np.where(known, self.user_segment_[np.maximum(rows, 0)], no_history)
+            segment = [names[i] if i >= 0 else None for i in index]
+        return pd.DataFrame({"user_id": ids, "segment": segment, "algorithm": algorithms})
+
     def explain(self, top: int = 10) -> pd.DataFrame:
         """The meta-features that pushed the choice most, from LightGBM's contributions.
 
@@ -315,6 +343,7 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
             "n_models": len(self.models_),
             "segments": segments,
             "user_route": self.user_route_.tolist() if len(self.models_) > 1 else None,
+            "user_segments": None if segments is None else self.user_segment_.tolist(),
             "no_history_model": self.no_history_model_,
             "params": {
                 k: v
@@ -366,6 +395,12 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         rec.user_route_ = (
             np.zeros(n_users, dtype=np.int32) if route is None else np.asarray(route, np.int32)
         )
+        user_segments = document.get("user_segments")
+        rec.user_segment_ = (
+            np.full(n_users, -1, dtype=np.int32)
+            if user_segments is None
+            else np.asarray(user_segments, np.int32)
+        )
         rec.no_history_model_ = int(document.get("no_history_model", 0))
         rec.algorithm_ = document["algorithm"]
         rec.config_ = document["config"]
@@ -415,7 +450,7 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
             row.algorithm: dict(row.config) for row in self.selection_.algorithms().itertuples()
         }
         choices: list[tuple[str, dict[str, Any]]] = [(self.algorithm_, self.config_)]
-        rows = []
+        rows: list[dict[str, Any]] = []
         for pick in picks:
             config = (
                 self.config_ if pick.algorithm == self.algorithm_ else top_config[pick.algorithm]
@@ -424,6 +459,7 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
                 choices.append((pick.algorithm, config))
             index = choices.index((pick.algorithm, config))
             self.user_route_[np.asarray(pick.segment.mask, dtype=bool)] = index
+            self.user_segment_[np.asarray(pick.segment.mask, dtype=bool)] = len(rows)
             if pick.segment.name == NO_HISTORY:
                 self.no_history_model_ = index
             rows.append({**pick.to_dict(), "config": json.dumps(config), "model": index})

@@ -274,6 +274,9 @@ def _cmd_recommend(args: argparse.Namespace) -> dict[str, Any]:
     rec = MetaRecommender.load(args.model_dir)
     users = _read_user_ids(args.users, rec.user_map_)
     table = rec.recommend(users, k=args.k, exclude_seen=not args.include_seen)
+    if rec.segments_ is not None:  # which segment and algorithm served each list
+        serving = rec.serving(users).drop_duplicates("user_id")
+        table = table.merge(serving, on="user_id", how="left")
     return {"recommendations": table}
 
 

@@ -10,10 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from metarec_classic.data import Interactions
+from metarec_classic.data import Interactions, load_dataset
 
 
 def _executable() -> str:
@@ -283,3 +284,22 @@ def test_reading_flags_fix_what_the_messages_name(tmp_path: Path) -> None:
     swapped = run_json("info", path, "--columns", "item_id,rating,user_id")
     assert (swapped["n_users"], swapped["n_items"]) == (3, 4)
     run_bad_input("info", "--demo", "--sep", ",", message="--sep applies to a CSV/TSV file")
+
+
+def test_fit_demo_per_segment_then_recommend_names_each_users_segment(tmp_path: Path) -> None:
+    out = tmp_path / "demo-model"
+    document = run_json("fit", "--demo", "--segments", "auto", "--out", out)
+    segments = document["segments"]
+    assert segments[0]["segment"] == "no history"
+    assert sum(s["n_users"] for s in segments) == run_json("info", "--demo")["n_users"]
+    data = load_dataset("demo")
+    counts = np.diff(data.user_items.indptr)
+    heavy, empty = data.user_ids[counts.argmax()], data.user_ids[counts.argmin()]
+    users = f"{heavy},{empty},someone-new"
+    rows = json.loads(run("recommend", out, "--users", users, "--k", "3", "--json").stdout)
+    served = {str(r["user_id"]): (r["segment"], r["algorithm"]) for r in rows}
+    names = {s["segment"]: s["algorithm"] for s in segments}
+    assert served[str(heavy)][1] == names[served[str(heavy)][0]]
+    assert served["someone-new"] == ("no history", "most_popular")
+    assert counts.min() == 0  # users whose every rating is below the demo's threshold
+    assert served[str(empty)] == ("no history", "most_popular")

@@ -261,6 +261,11 @@ def test_each_user_gets_the_lists_of_their_segments_model(
     unseen = loaded.recommend(["nobody"], k=5)
     assert len(unseen) == 5
 
+    serving = loaded.serving([*users, "nobody"])
+    assert serving["segment"].tolist() == ["5-19", "100+", "no history"]
+    assert serving["algorithm"].tolist() == ["most_popular", "pure_svd", "most_popular"]
+    pd.testing.assert_frame_equal(serving, segmented.serving([*users, "nobody"]))
+
 
 def test_segments_must_be_a_known_mode(string_data: Interactions) -> None:
     with pytest.raises(ValueError, match="'auto', 'activity' or None"):
