@@ -17,6 +17,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from metarec_classic.data import IdMap, Interactions
+from metarec_classic.evaluation import evaluate
 from metarec_classic.meta import (
     NO_HISTORY,
     Candidate,
@@ -312,8 +313,18 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         frame["value"] = [self.selection_.features[f] for f in frame["feature"]]
         return frame.head(top)[["feature", "value", "contribution"]].reset_index(drop=True)
 
-    def explain_segments(self) -> pd.DataFrame:
+    def explain_segments(self, test: Interactions | None = None, *, k: int = 10) -> pd.DataFrame:
         """Each segment's rule, size, chosen algorithm and configuration, and predictions.
+
+        Parameters
+        ----------
+        test : Interactions, optional
+            Held-out interactions with the training data's id maps (the test or
+            validation part of a split whose training part was fitted). Adds the
+            measured ``ndcg@{k}`` of what each segment's users are served (their mean over
+            users with a test positive) and ``measured_users``, how many such users.
+        k : int, default=10
+            List length of the measured NDCG.
 
         Raises
         ------
@@ -326,7 +337,26 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
                 "This MetaRecommender serves every user with one algorithm; fit it with "
                 "`segments='auto'` or `segments='activity'` to choose per user segment."
             )
-        return self.segments_.copy()
+        table = self.segments_.copy()
+        if test is None:
+            return table
+        train = self.model_.user_items_
+        if test.user_items.shape != train.shape:
+            raise ValueError(
+                f"`test` has shape {test.user_items.shape}, the training data "
+                f"{train.shape}; pass the held-out part of the split that was fitted."
+            )
+        measured = np.full(train.shape[0], np.nan)
+        for index, model in enumerate(self.models_):
+            users = np.flatnonzero(self.user_route_ == index)
+            result = evaluate(model, train, test, k=k, metrics=("ndcg",), users=users)
+            rows = result.per_user["user_index"].to_numpy()
+            measured[rows] = result.per_user[f"ndcg@{k}"].to_numpy()
+        per_segment = pd.DataFrame({"segment": self.user_segment_, "ndcg": measured}).dropna()
+        grouped = per_segment.groupby("segment")["ndcg"]
+        table[f"measured_ndcg@{k}"] = grouped.mean().reindex(range(len(table))).to_numpy()
+        table["measured_users"] = grouped.size().reindex(range(len(table))).fillna(0).astype(int)
+        return table
 
     def save(self, folder: str | os.PathLike[str]) -> Path:
         """Write the fitted model (arrays plus JSON, no pickle) and the choice to ``folder``."""

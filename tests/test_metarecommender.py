@@ -11,7 +11,8 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from metarec_classic import MetaRecommender
-from metarec_classic.data import Interactions, from_dataframe
+from metarec_classic.data import Interactions, from_dataframe, random_holdout_split
+from metarec_classic.evaluation import evaluate
 from metarec_classic.meta import MetaModel
 from metarec_classic.recommenders import RecommenderFileError
 from metarec_classic.tuning import Portfolio
@@ -275,3 +276,38 @@ def test_segments_must_be_a_known_mode(string_data: Interactions) -> None:
 def test_explain_segments_needs_a_segmented_fit(fitted: MetaRecommender) -> None:
     with pytest.raises(NotFittedError, match="segments="):
         fitted.explain_segments()
+
+
+def test_explain_segments_measures_what_each_segment_is_served(
+    string_data: Interactions, tiny_meta_model: MetaModel
+) -> None:
+    split = random_holdout_split(string_data, test_fraction=0.3, random_state=0)
+    user_model = _segment_user_model(tuple(tiny_meta_model.algorithms_))
+    rec = MetaRecommender(
+        tiny_meta_model, segments="activity", user_meta_model=user_model, min_segment_size=5
+    ).fit(split.train)
+    table = rec.explain_segments(split.test)
+    assert "measured_ndcg@10" not in rec.explain_segments().columns
+    # By hand: every user with a test positive, scored by the model of their segment.
+    for position, row in table.iterrows():
+        members = np.flatnonzero(rec.user_segment_ == position)
+        scores = []
+        for user in members:
+            model = rec.models_[rec.user_route_[user]]
+            result = evaluate(model, split.train, split.test, k=10, metrics=("ndcg",), users=[user])
+            scores.extend(result.per_user["ndcg@10"].tolist())
+        assert row["measured_users"] == len(scores)
+        if scores:
+            assert row["measured_ndcg@10"] == pytest.approx(np.mean(scores))
+        else:
+            assert np.isnan(row["measured_ndcg@10"])
+    assert (
+        table["measured_users"].sum()
+        == evaluate(rec.model_, split.train, split.test, k=10, metrics=("ndcg",)).n_users_evaluated
+    )
+    with pytest.raises(ValueError, match="held-out part of the split"):
+        rec.explain_segments(
+            from_dataframe(
+                pd.DataFrame({"user": [1, 2], "item": [1, 2]}), user_col="user", item_col="item"
+            )
+        )
