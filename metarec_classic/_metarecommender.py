@@ -482,17 +482,27 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         choices: list[tuple[str, dict[str, Any]]] = [(self.algorithm_, self.config_)]
         rows: list[dict[str, Any]] = []
         for pick in picks:
-            config = (
-                self.config_ if pick.algorithm == self.algorithm_ else top_config[pick.algorithm]
-            )
-            if (pick.algorithm, config) not in choices:
-                choices.append((pick.algorithm, config))
-            index = choices.index((pick.algorithm, config))
+            algorithm = pick.algorithm
+            config = self.config_ if algorithm == self.algorithm_ else top_config[algorithm]
+            if pick.segment.name == NO_HISTORY:
+                # Every model answers a user without history with the most popular items;
+                # serving them from that model says so in the table, at no cost.
+                algorithm, config = "most_popular", {}
+            if (algorithm, config) not in choices:
+                choices.append((algorithm, config))
+            index = choices.index((algorithm, config))
             self.user_route_[np.asarray(pick.segment.mask, dtype=bool)] = index
             self.user_segment_[np.asarray(pick.segment.mask, dtype=bool)] = len(rows)
             if pick.segment.name == NO_HISTORY:
                 self.no_history_model_ = index
-            rows.append({**pick.to_dict(), "config": json.dumps(config), "model": index})
+            rows.append(
+                {
+                    **pick.to_dict(),
+                    "algorithm": algorithm,
+                    "config": json.dumps(config),
+                    "model": index,
+                }
+            )
         self.segments_ = pd.DataFrame(rows)
         return choices
 

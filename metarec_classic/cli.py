@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import time
 import traceback
@@ -418,8 +419,9 @@ def _read_user_ids(spec: str, user_map: IdMap) -> np.ndarray:
     if not raw:
         raise BadInput(f"`--users` names no user: got {spec!r}.")
     if user_map.ids.dtype.kind in "iu":
-        # Integer ids in training: parse each given id as an integer where it is one.
-        return np.array([int(v) if v.lstrip("-").isdigit() else v for v in raw], dtype=object)
+        # Integer ids in training: an id written as the readers write integers (no sign
+        # but "-", no leading zero) is that integer; "001" stays text, as in a data file.
+        return np.array([int(v) if _CANONICAL_INT.fullmatch(v) else v for v in raw], dtype=object)
     return np.array(raw, dtype=object)
 
 
@@ -492,23 +494,33 @@ def _float(text: str) -> float:
         raise BadInput(f"`--threshold` must be a number or 'none'; got {text!r}.") from None
 
 
+_CANONICAL_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
+
 #: Python arguments that messages of the library name as fixes, and what a command-line
-#: user passes instead.
+#: user passes instead (the first matching spelling of each argument counts).
 _COMMAND_LINE_SPELLING = {
-    "`sep=": "--sep",
-    "`columns=": "--columns (e.g. --columns user_id,item_id,rating)",
+    "`sep": "--sep",
+    "`columns": "--columns (e.g. --columns user_id,item_id,rating)",
     "`encoding=": "--encoding",
-    "`encoding_errors=": "--encoding-errors",
-    "`duplicates=": "--duplicates",
-    "`positive_threshold=": "--threshold (a number, or none to keep every rating as a weight)",
-    "`data_root=": "the environment variable METAREC_DATA",
+    "`encoding_errors": "--encoding-errors",
+    "`duplicates": "--duplicates",
+    "`positive_threshold=None`": "--threshold none",
+    "`positive_threshold": "--threshold X (ratings >= X become positives)",
+    "`data_root": "the environment variable METAREC_DATA",
     "`rating_col`": "--columns naming that field 'rating'",
+    "`test_fraction`": "--test-fraction",
 }
 
 
 def _for_command_line(text: str) -> str:
     """Add the command-line spelling of the Python arguments a message names as fixes."""
-    flags = [flag for python, flag in _COMMAND_LINE_SPELLING.items() if python in text]
+    flags: list[str] = []
+    named: set[str] = set()
+    for python, flag in _COMMAND_LINE_SPELLING.items():
+        argument = python.strip("`").split("=")[0]
+        if python in text and argument not in named:
+            named.add(argument)
+            flags.append(flag)
     if not flags:
         return text
     return f"{text} On the command line: {'; '.join(flags)}."

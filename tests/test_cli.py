@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from metarec_classic.data import Interactions, load_dataset
+from metarec_classic.data import Interactions, from_dataframe, load_dataset
 
 
 def _executable() -> str:
@@ -303,3 +303,24 @@ def test_fit_demo_per_segment_then_recommend_names_each_users_segment(tmp_path: 
     assert served["someone-new"] == ("no history", "most_popular")
     assert counts.min() == 0  # users whose every rating is below the demo's threshold
     assert served[str(empty)] == ("no history", "most_popular")
+
+
+def test_ratings_kept_as_weights_are_refused_at_fit_with_a_threshold_that_works(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ratings.csv"
+    rows = [f"u{u},i{(u * 7 + j) % 30},{(u + j) % 5 - 1}" for u in range(40) for j in range(8)]
+    path.write_text("user_id,item_id,rating\n" + "\n".join(rows) + "\n")
+    args = ("evaluate", path, "--algorithm", "als")
+    run_bad_input(*args, message="training interactions have a zero or negative weight")
+    run_bad_input(*args, message="On the command line: --threshold X")
+    assert run("evaluate", path, "--algorithm", "als", "--threshold", "1").returncode == 0
+
+
+def test_user_ids_given_on_the_command_line_are_typed_as_the_readers_type_them() -> None:
+    from metarec_classic.cli import _read_user_ids
+
+    int_map = from_dataframe(
+        pd.DataFrame({"user": [1, 2, 3], "item": [1, 1, 2]}), user_col="user", item_col="item"
+    ).user_map
+    assert _read_user_ids("1,-2,001,1.0,u1", int_map).tolist() == [1, -2, "001", "1.0", "u1"]

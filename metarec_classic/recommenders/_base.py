@@ -319,9 +319,9 @@ def _check_positive_weights(matrix: sp.csr_matrix) -> None:
     nonpositive = int((matrix.data <= 0).sum())
     if nonpositive:
         raise DataError(
-            f"{nonpositive} of {matrix.nnz} interactions have a zero or negative weight (ratings "
-            "kept as weights?). The models read every weight as the strength of a positive "
-            "interaction. Load the data with a `positive_threshold=` (on the command line "
-            "--threshold X) to keep ratings >= X as positives, or drop those entries with "
+            f"{nonpositive} of the {matrix.nnz} training interactions have a zero or negative "
+            "weight (ratings kept as weights?). The models read every weight as the strength "
+            "of a positive interaction. Load the data with a `positive_threshold=` to keep "
+            "ratings >= X as positives, or drop those entries with "
             "`Interactions.drop_nonpositive_weights()`."
         )

@@ -440,7 +440,9 @@ def test_fitted_model_pickles_with_its_weights(cls: type[BaseRecommender]) -> No
 def test_zero_or_negative_weights_are_refused_with_the_fix(name: str) -> None:
     matrix = make_user_items(n_users=20, n_items=15, density=0.3, seed=0)
     matrix.data[:3] = [-3.0, 0.0, -1.0]
-    with pytest.raises(DataError, match=r"3 of \d+ interactions have a zero or negative weight"):
+    with pytest.raises(
+        DataError, match=r"3 of the \d+ training interactions have a zero or negative weight"
+    ):
         make_recommender(name).fit(matrix)
 
 
