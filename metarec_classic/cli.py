@@ -228,6 +228,12 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
     if out.exists() and not out.is_dir():
         raise BadInput(f"`--out` {args.out!r} is a file; give a folder for the fitted model.")
     data = _load(args)
+    if args.trials and not args.progress:
+        print(
+            f"metarec: choosing, then a warm-started search of {args.trials} trials on "
+            f"{data.n_interactions:,} interactions; --progress shows a bar.",
+            file=sys.stderr,
+        )
     rec = MetaRecommender(
         meta_model=args.meta_model,
         n_trials=args.trials,
@@ -238,6 +244,12 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
         show_progress=args.progress,
     ).fit(data)
     rec.save(args.out)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    if size > _LARGE_MODEL_BYTES:
+        # EASE keeps an n_items x n_items matrix: a catalogue of 10,000 items is 400 MB.
+        print(
+            f"metarec: the saved model takes {size / 1e6:,.0f} MB in {str(out)!r}.", file=sys.stderr
+        )
     result: dict[str, Any] = {
         "data": data.name,
         "n_users": data.n_users,
@@ -494,6 +506,8 @@ def _float(text: str) -> float:
         raise BadInput(f"`--threshold` must be a number or 'none'; got {text!r}.") from None
 
 
+#: Saved models above this size are pointed out after `fit`.
+_LARGE_MODEL_BYTES = 100_000_000
 _CANONICAL_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
 
 #: Python arguments that messages of the library name as fixes, and what a command-line
