@@ -102,6 +102,9 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         ``algorithm``, ``config``, ``predicted_ndcg@10``, ``dataset_choice``,
         ``predicted_ndcg@10_dataset_choice``, ``fell_back``, ``reason``, ``model``: the
         position in ``models_``).
+    user_segment_ : ndarray of int32
+        Row of ``segments_`` each training user belongs to (-1 without ``segments``).
+        The model serving a user follows from it (``user_route_``).
     tuning_ : TuningResult or None
         The warm-started search, when ``n_trials > 0``.
     user_map_, item_map_ : IdMap
@@ -158,9 +161,7 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         self.selection_ = self.select(interactions)
         self.algorithm_ = self.selection_.best.algorithm
         self.config_ = dict(self.selection_.best.config)
-        self.user_route_ = np.zeros(interactions.n_users, dtype=np.int32)
         self.user_segment_ = np.full(interactions.n_users, -1, dtype=np.int32)
-        self.no_history_model_ = 0
         self._choose_segments(interactions)
         assert self.segments_ is not None
         return self.segments_.copy()
@@ -201,9 +202,7 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
             self.config_ = dict(self.tuning_.best_config)
         choices = [(self.algorithm_, self.config_)]
         self.segments_ = None
-        self.user_route_ = np.zeros(interactions.n_users, dtype=np.int32)
         self.user_segment_ = np.full(interactions.n_users, -1, dtype=np.int32)
-        self.no_history_model_ = 0
         if self.segments is not None:
             choices = self._choose_segments(interactions)
         self.models_ = [
@@ -237,7 +236,7 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
             )
         # Unknown users go to the model of users without history, with an index past the
         # training users: that model's fallback for users it has never seen.
-        route = np.where(unknown, self.no_history_model_, self.user_route_[np.maximum(rows, 0)])
+        route = self._models_of(rows)
         rows = np.where(unknown, self.model_.user_items_.shape[0], rows)
         items = np.full((len(ids), k), -1, dtype=np.int64)
         scores = np.full((len(ids), k), -np.inf, dtype=np.float32)
@@ -276,16 +275,30 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         history = np.zeros(len(ids), dtype=bool)
         counts = np.diff(self.model_.user_items_.indptr)
         history[known] = counts[rows[known]] > 0
-        route = np.where(known, self.user_route_[np.maximum(rows, 0)], self.no_history_model_)
-        algorithms = np.array([self.models_[i].name for i in route], dtype=object)
+        algorithms = np.array([self.models_[i].name for i in self._models_of(rows)], dtype=object)
         algorithms[~history] = "most_popular"
         segment: list[str | None] = [None] * len(ids)
         if self.segments_ is not None:
             names = self.segments_["segment"].tolist()
-            no_history = names.index(NO_HISTORY) if NO_HISTORY in names else -1
-            index = np.where(known, self.user_segment_[np.maximum(rows, 0)], no_history)
-            segment = [names[i] if i >= 0 else None for i in index]
+            segment = [names[i] for i in self._segments_of(rows)]
         return pd.DataFrame({"user_id": ids, "segment": segment, "algorithm": algorithms})
+
+    @property
+    def user_route_(self) -> np.ndarray:
+        """Position in ``models_`` of the model serving each training user."""
+        return self._models_of(np.arange(len(self.user_segment_)))
+
+    def _segments_of(self, rows: np.ndarray) -> np.ndarray:
+        """Row of ``segments_`` of each user row; -1 (an unseen user) is "no history"."""
+        assert self.segments_ is not None
+        no_history = int(np.flatnonzero(self.segments_["segment"] == NO_HISTORY)[0])
+        return np.where(rows >= 0, self.user_segment_[np.maximum(rows, 0)], no_history)
+
+    def _models_of(self, rows: np.ndarray) -> np.ndarray:
+        """Position in ``models_`` of the model serving each user row (-1: unseen)."""
+        if self.segments_ is None:
+            return np.zeros(len(rows), dtype=np.int64)
+        return self.segments_["model"].to_numpy(np.int64)[self._segments_of(rows)]
 
     def explain(self, top: int = 10) -> pd.DataFrame:
         """The meta-features that pushed the choice most, from LightGBM's contributions.
@@ -372,9 +385,7 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
             "config": self.config_,
             "n_models": len(self.models_),
             "segments": segments,
-            "user_route": self.user_route_.tolist() if len(self.models_) > 1 else None,
             "user_segments": None if segments is None else self.user_segment_.tolist(),
-            "no_history_model": self.no_history_model_,
             "params": {
                 k: v
                 for k, v in self.get_params(deep=False).items()
@@ -420,18 +431,13 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         rec.segments_ = (
             None if document.get("segments") is None else pd.DataFrame(document["segments"])
         )
-        route = document.get("user_route")
-        n_users = rec.model_.user_items_.shape[0]
-        rec.user_route_ = (
-            np.zeros(n_users, dtype=np.int32) if route is None else np.asarray(route, np.int32)
-        )
         user_segments = document.get("user_segments")
+        n_users = rec.model_.user_items_.shape[0]
         rec.user_segment_ = (
             np.full(n_users, -1, dtype=np.int32)
             if user_segments is None
             else np.asarray(user_segments, np.int32)
         )
-        rec.no_history_model_ = int(document.get("no_history_model", 0))
         rec.algorithm_ = document["algorithm"]
         rec.config_ = document["config"]
         rec.user_map_ = _ids_from_json(document["user_ids"])
@@ -491,10 +497,7 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
             if (algorithm, config) not in choices:
                 choices.append((algorithm, config))
             index = choices.index((algorithm, config))
-            self.user_route_[np.asarray(pick.segment.mask, dtype=bool)] = index
             self.user_segment_[np.asarray(pick.segment.mask, dtype=bool)] = len(rows)
-            if pick.segment.name == NO_HISTORY:
-                self.no_history_model_ = index
             rows.append(
                 {
                     **pick.to_dict(),
