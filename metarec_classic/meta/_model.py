@@ -40,6 +40,7 @@ import pandas as pd
 from optuna.distributions import CategoricalDistribution
 
 from metarec_classic.exceptions import MetarecError
+from metarec_classic.meta._booster import BoosterParams
 from metarec_classic.meta._labels import LabelSet, library_versions
 from metarec_classic.recommenders import get_recommender_class
 
@@ -80,7 +81,7 @@ class Candidate:
     config: dict[str, Any]
 
 
-class MetaModel:
+class MetaModel(BoosterParams):
     """Ranks (algorithm, configuration) candidates for a dataset from its meta-features.
 
     Parameters
@@ -114,21 +115,6 @@ class MetaModel:
         1st and 99th percentile of each meta-feature over the training tasks.
     """
 
-    def __init__(
-        self,
-        *,
-        n_estimators: int = 300,
-        learning_rate: float = 0.05,
-        num_leaves: int = 31,
-        min_child_samples: int = 20,
-        random_state: int = 0,
-    ) -> None:
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.num_leaves = num_leaves
-        self.min_child_samples = min_child_samples
-        self.random_state = random_state
-
     # -- training ------------------------------------------------------------------------
     def fit(self, labels: LabelSet) -> MetaModel:
         """Train both boosters on a :class:`~metarec_classic.meta.LabelSet`."""
@@ -153,7 +139,7 @@ class MetaModel:
         )
         grades = np.clip(np.floor((relative - 0.5) * 20), 0, 10).astype(int)
         self.booster_rank_ = lgb.train(
-            {**self._params("lambdarank"), "lambdarank_truncation_level": 20},
+            {**self._lightgbm_params("lambdarank"), "lambdarank_truncation_level": 20},
             lgb.Dataset(
                 X,
                 label=grades,
@@ -163,7 +149,7 @@ class MetaModel:
             num_boost_round=self.n_estimators,
         )
         self.booster_relative_ = lgb.train(
-            self._params("regression"),
+            self._lightgbm_params("regression"),
             lgb.Dataset(
                 X,
                 label=relative,
@@ -175,7 +161,7 @@ class MetaModel:
         task_best = table.groupby("task_id")["score"].max()
         self.booster_best_ = lgb.train(
             {
-                **self._params("regression"),
+                **self._lightgbm_params("regression"),
                 "min_data_in_leaf": max(2, min(5, len(task_best) // 10)),
             },
             lgb.Dataset(
@@ -335,35 +321,7 @@ class MetaModel:
         model.n_training_tasks_ = int(document["n_training_tasks"])
         return model
 
-    def get_params(self) -> dict[str, Any]:
-        """Constructor parameters, as scikit-learn estimators report them."""
-        return {
-            "n_estimators": self.n_estimators,
-            "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
-            "min_child_samples": self.min_child_samples,
-            "random_state": self.random_state,
-        }
-
     # -- helpers -------------------------------------------------------------------------
-    def _params(self, objective: str) -> dict[str, Any]:
-        return {
-            "objective": objective,
-            "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
-            "min_data_in_leaf": self.min_child_samples,
-            "feature_fraction": 0.9,
-            "bagging_fraction": 0.9,
-            "bagging_freq": 1,
-            "seed": self.random_state,
-            # LightGBM otherwise picks its histogram layout by timing both, which can
-            # change the model from one run to the next.
-            "deterministic": True,
-            "force_col_wise": True,
-            "num_threads": 1,
-            "verbose": -1,
-        }
-
     @staticmethod
     def _param_columns(algorithms: list[str]) -> list[str]:
         return [

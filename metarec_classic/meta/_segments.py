@@ -42,6 +42,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from metarec_classic.meta._booster import BoosterParams
 from metarec_classic.meta._labels import library_versions
 from metarec_classic.meta._model import MetaModelFileError
 
@@ -79,7 +80,7 @@ ACTIVITY_EDGES: tuple[int, ...] = (1, 5, 20, 100)
 
 
 # -- the per-user meta-model ---------------------------------------------------------------
-class UserMetaModel:
+class UserMetaModel(BoosterParams):
     """Predicts each user's NDCG@10 under each algorithm.
 
     One LightGBM booster is trained on rows (task, user, algorithm) whose features are
@@ -136,11 +137,13 @@ class UserMetaModel:
         min_child_samples: int = 50,
         random_state: int = 0,
     ) -> None:
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.num_leaves = num_leaves
-        self.min_child_samples = min_child_samples
-        self.random_state = random_state
+        super().__init__(
+            n_estimators=n_estimators,
+            learning_rate=learning_rate,
+            num_leaves=num_leaves,
+            min_child_samples=min_child_samples,
+            random_state=random_state,
+        )
 
     # -- training ------------------------------------------------------------------------
     def fit(self, users: pd.DataFrame, scores: pd.DataFrame, tasks: pd.DataFrame) -> UserMetaModel:
@@ -229,7 +232,7 @@ class UserMetaModel:
             codes.to_numpy(dtype=np.float64),
         )
         self.booster_ = lgb.train(
-            self._params(),
+            self._lightgbm_params("cross_entropy"),
             lgb.Dataset(
                 X,
                 label=table["ndcg"].to_numpy(dtype=np.float64),
@@ -416,34 +419,7 @@ class UserMetaModel:
             )
         return model
 
-    def get_params(self) -> dict[str, Any]:
-        """Constructor parameters, as scikit-learn estimators report them."""
-        return {
-            "n_estimators": self.n_estimators,
-            "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
-            "min_child_samples": self.min_child_samples,
-            "random_state": self.random_state,
-        }
-
     # -- helpers -------------------------------------------------------------------------
-    def _params(self) -> dict[str, Any]:
-        return {
-            "objective": "cross_entropy",
-            "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
-            "min_data_in_leaf": self.min_child_samples,
-            "feature_fraction": 0.9,
-            "bagging_fraction": 0.9,
-            "bagging_freq": 1,
-            "seed": self.random_state,
-            "deterministic": True,
-            # A fixed histogram layout: left to itself LightGBM picks one by timing both.
-            "force_col_wise": True,
-            "num_threads": 1,
-            "verbose": -1,
-        }
-
     def _column_names(self) -> list[str]:
         return [*self.user_feature_names_, *self.feature_names_, "algorithm"]
 
