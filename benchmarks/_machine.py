@@ -1,8 +1,10 @@
-"""What every benchmark prints about the machine it ran on, so figures can be compared."""
+"""What every benchmark prints about the machine it ran on, so figures can be compared,
+and the verdict it ends with."""
 
 from __future__ import annotations
 
 import os
+import time
 
 import threadpoolctl
 
@@ -21,3 +23,11 @@ def load_average() -> str:
     """The 1, 5 and 15 minute load averages: other work on the machine skews timings."""
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def print_verdict(failures: list[str], started: float) -> None:
+    """The rows that missed their goal, the wall time since ``started`` and the load."""
+    print(f"\nrows failing their goal: {len(failures)}")
+    for failure in failures:
+        print(f"  {failure}")
+    print(f"total wall time {time.perf_counter() - started:.1f} s; {load_average()}")

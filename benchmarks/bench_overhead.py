@@ -47,7 +47,7 @@ import scipy
 import scipy.sparse as sp
 import sklearn
 import threadpoolctl
-from _machine import blas_lines, load_average
+from _machine import blas_lines, load_average, print_verdict
 from implicit.cpu.als import AlternatingLeastSquares
 from implicit.cpu.bpr import BayesianPersonalizedRanking
 from implicit.cpu.lmf import LogisticMatrixFactorization
@@ -589,10 +589,7 @@ def main() -> int:
     if "c" in args.parts:
         failures += part_threads(datasets, n_runs, min_run)
 
-    print(f"\nrows failing their goal: {len(failures)}")
-    for failure in failures:
-        print(f"  {failure}")
-    print(f"total wall time {time.perf_counter() - started:.1f} s; {load_average()}")
+    print_verdict(failures, started)
     return 0
 
 

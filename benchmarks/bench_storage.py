@@ -73,7 +73,7 @@ import numpy as np
 import optuna
 import sqlalchemy
 import threadpoolctl
-from _machine import blas_lines, load_average
+from _machine import blas_lines, load_average, print_verdict
 from optuna.distributions import FloatDistribution
 from optuna.storages import BaseStorage, InMemoryStorage
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
@@ -465,6 +465,7 @@ def corpus_trial_times(n_trials: int, seed: int = 0) -> tuple[list[float], dict[
     labels = load_shipped_labels()
     rows = labels.labels[labels.labels["state"] == "COMPLETE"].sample(n_trials, random_state=seed)
     tasks = labels.tasks.set_index("task_id")
+    datasets: dict[str, Interactions] = {}  # several tasks share a dataset: read it once
     times: list[float] = []
     for task_id, group in rows.groupby("task_id", sort=True):
         row = tasks.loc[task_id]
@@ -474,7 +475,9 @@ def corpus_trial_times(n_trials: int, seed: int = 0) -> tuple[list[float], dict[
         )  # fmt: skip
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", MetarecWarning)  # what loading merges, as in builds
-            split = cut_task(task, load_dataset(task.dataset))
+            if task.dataset not in datasets:
+                datasets[task.dataset] = load_dataset(task.dataset)
+            split = cut_task(task, datasets[task.dataset])
         if split is None:
             raise RuntimeError(f"{task_id} of the shipped labels no longer cuts.")
         for algorithm, config in zip(group["algorithm"], group["config"], strict=True):
@@ -933,10 +936,7 @@ def main() -> int:
     finally:
         server.close()
 
-    print(f"\nrows failing their goal: {len(failures)}")
-    for failure in failures:
-        print(f"  {failure}")
-    print(f"total wall time {time.perf_counter() - started:.1f} s; {load_average()}")
+    print_verdict(failures, started)
     return 0
 
 
