@@ -460,11 +460,25 @@ def test_ratings_kept_as_weights_can_drop_their_nonpositive_entries() -> None:
     assert ids.shape == (1, 2)
 
 
-def test_ease_inverts_large_matrices_on_one_thread() -> None:
+def test_ease_inverts_large_matrices_on_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     # Two-thread OpenBLAS Cholesky crashed the process on 17,632 items; see inverse_threads.
-    from metarec_classic.recommenders._ease import inverse_threads
+    from metarec_classic.recommenders import _ease
 
-    assert inverse_threads(3_000, 2) == 2
-    assert inverse_threads(14_000, 2) == 2
-    assert inverse_threads(14_001, 2) == 1
-    assert inverse_threads(17_632, None) == 1
+    assert _ease.inverse_threads(3_000, 2) == 2
+    assert _ease.inverse_threads(14_000, 2) == 2
+    assert _ease.inverse_threads(14_001, 2) == 1
+    assert _ease.inverse_threads(17_632, None) == 1
+
+    # The fit asks for those threads: with the limit lowered below 40 items, one thread.
+    asked: list[int | None] = []
+    real = _ease.blas_threads
+
+    def recording(n_jobs: int | None) -> object:
+        asked.append(n_jobs)
+        return real(n_jobs)
+
+    monkeypatch.setattr(_ease, "blas_threads", recording)
+    EASERecommender(n_jobs=2).fit(make_user_items(n_items=40))
+    monkeypatch.setattr(_ease, "_THREADED_INVERSE_MAX_ITEMS", 39)
+    EASERecommender(n_jobs=2).fit(make_user_items(n_items=40))
+    assert asked == [2, 1]
