@@ -1,9 +1,10 @@
-"""What every benchmark prints about the machine it ran on, so figures can be compared,
-and the verdict it ends with."""
+"""What the benchmarks print alike: the machine they ran on (so figures can be compared),
+their tables, and the verdict they end with."""
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import threadpoolctl
@@ -31,3 +32,13 @@ def print_verdict(failures: list[str], started: float) -> None:
     for failure in failures:
         print(f"  {failure}")
     print(f"total wall time {time.perf_counter() - started:.1f} s; {load_average()}")
+
+
+def print_table(headers: list[str], rows: list[list[str]], indent: str = "") -> None:
+    """Left-aligned columns as wide as their widest cell, under a rule of dashes."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    print(indent + "  ".join(f"{h:<{w}}" for h, w in zip(headers, widths, strict=True)))
+    print(indent + "  ".join("-" * w for w in widths))
+    for row in rows:
+        print(indent + "  ".join(f"{c!s:<{w}}" for c, w in zip(row, widths, strict=True)))
+    sys.stdout.flush()

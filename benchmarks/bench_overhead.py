@@ -47,7 +47,7 @@ import scipy
 import scipy.sparse as sp
 import sklearn
 import threadpoolctl
-from _machine import blas_lines, load_average, print_verdict
+from _machine import blas_lines, load_average, print_table, print_verdict
 from implicit.cpu.als import AlternatingLeastSquares
 from implicit.cpu.bpr import BayesianPersonalizedRanking
 from implicit.cpu.lmf import LogisticMatrixFactorization
@@ -511,16 +511,6 @@ def part_threads(datasets: dict[str, Interactions], n_runs: int, min_run: float)
 
 
 # -- output -------------------------------------------------------------------------------
-
-
-def print_table(headers: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-    line = "  ".join(f"{header:<{width}}" for header, width in zip(headers, widths, strict=True))
-    print(line)
-    print("  ".join("-" * width for width in widths))
-    for row in rows:
-        print("  ".join(f"{cell!s:<{width}}" for cell, width in zip(row, widths, strict=True)))
-    sys.stdout.flush()
 
 
 def print_environment() -> None:

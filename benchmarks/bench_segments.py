@@ -47,7 +47,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 import warnings
 from importlib import metadata
@@ -56,6 +55,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _machine import load_average, print_table
 
 from metarec_classic import MetaRecommender
 from metarec_classic.data import DATASETS, Interactions, load_dataset, random_holdout_split
@@ -385,19 +385,9 @@ def run_dataset(
 
 
 # -- output -------------------------------------------------------------------------------
-def print_table(headers: list[str], rows: list[list[str]], indent: str = "") -> None:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-    print(indent + "  ".join(f"{h:<{w}}" for h, w in zip(headers, widths, strict=True)))
-    print(indent + "  ".join("-" * w for w in widths))
-    for row in rows:
-        print(indent + "  ".join(f"{c!s:<{w}}" for c, w in zip(row, widths, strict=True)))
-    sys.stdout.flush()
-
-
 def print_environment() -> None:
-    one, five, fifteen = os.getloadavg()
     print(f"machine: {platform.machine()}, {os.cpu_count()} logical cores, {platform.platform()}")
-    print(f"python {platform.python_version()}; load average {one:.2f} {five:.2f} {fifteen:.2f}")
+    print(f"python {platform.python_version()}; {load_average()}")
     versions = []
     for package in ("metarec-classic", "implicit", "lightgbm", "scikit-learn", "numpy", "scipy"):
         try:

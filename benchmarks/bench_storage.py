@@ -73,7 +73,7 @@ import numpy as np
 import optuna
 import sqlalchemy
 import threadpoolctl
-from _machine import blas_lines, load_average, print_verdict
+from _machine import blas_lines, load_average, print_table, print_verdict
 from optuna.distributions import FloatDistribution
 from optuna.storages import BaseStorage, InMemoryStorage
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
@@ -836,16 +836,6 @@ def part_build(
 
 
 # -- output -------------------------------------------------------------------------------
-
-
-def print_table(headers: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-    line = "  ".join(f"{header:<{width}}" for header, width in zip(headers, widths, strict=True))
-    print(line)
-    print("  ".join("-" * width for width in widths))
-    for row in rows:
-        print("  ".join(f"{cell!s:<{width}}" for cell, width in zip(row, widths, strict=True)))
-    sys.stdout.flush()
 
 
 def print_environment(server: Server, url: str) -> None:
