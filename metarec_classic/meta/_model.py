@@ -81,6 +81,24 @@ class Candidate:
     config: dict[str, Any]
 
 
+def read_model_document(meta_path: Path, what: str, how_to_make: str) -> dict[str, Any]:
+    """The JSON document of a saved model, or a :class:`MetaModelFileError` saying why not."""
+    if not meta_path.is_file():
+        raise MetaModelFileError(
+            f"No {what} in {str(meta_path.parent)!r}: {meta_path.name} is missing. {how_to_make}"
+        )
+    try:
+        document = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise MetaModelFileError(
+            f"{str(meta_path)!r} is not valid JSON ({err}); the file is damaged or "
+            f"truncated. Retrain or restore the {what}."
+        ) from err
+    if not isinstance(document, dict):
+        raise MetaModelFileError(f"{str(meta_path)!r} does not hold a {what}.")
+    return document
+
+
 class MetaModel(BoosterParams):
     """Ranks (algorithm, configuration) candidates for a dataset from its meta-features.
 
@@ -278,19 +296,11 @@ class MetaModel(BoosterParams):
     def load(cls, folder: str | os.PathLike[str]) -> MetaModel:
         """Read a folder written by :meth:`save`, refusing damaged or foreign files."""
         path = Path(folder)
-        meta_path = path / _META_FILE
-        if not meta_path.is_file():
-            raise MetaModelFileError(
-                f"No meta-model in {str(path)!r}: {_META_FILE} is missing. Train one with "
-                "`metarec train-meta` or omit the path to use the shipped model."
-            )
-        try:
-            document = json.loads(meta_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise MetaModelFileError(
-                f"{str(meta_path)!r} is not valid JSON ({err}); the file is damaged or "
-                "truncated. Retrain or restore the meta-model."
-            ) from err
+        document = read_model_document(
+            path / _META_FILE,
+            "meta-model",
+            "Train one with `metarec train-meta` or omit the path to use the shipped model.",
+        )
         version = document.get("format_version")
         if version != FORMAT_VERSION:
             raise MetaModelFileError(

@@ -44,7 +44,7 @@ import pandas as pd
 
 from metarec_classic.meta._booster import BoosterParams
 from metarec_classic.meta._labels import library_versions
-from metarec_classic.meta._model import MetaModelFileError
+from metarec_classic.meta._model import MetaModelFileError, read_model_document
 
 __all__ = [
     "ACTIVITY_EDGES",
@@ -364,20 +364,11 @@ class UserMetaModel(BoosterParams):
         """
         path = Path(folder)
         meta_path = path / _META_FILE
-        if not meta_path.is_file():
-            raise MetaModelFileError(
-                f"No user meta-model in {str(path)!r}: {_META_FILE} is missing. Train one "
-                "with `UserMetaModel.fit` and write it with `UserMetaModel.save`."
-            )
-        try:
-            document = json.loads(meta_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise MetaModelFileError(
-                f"{str(meta_path)!r} is not valid JSON ({err}); the file is damaged or "
-                "truncated. Retrain or restore the user meta-model."
-            ) from err
-        if not isinstance(document, dict):
-            raise MetaModelFileError(f"{str(meta_path)!r} does not hold a user meta-model.")
+        document = read_model_document(
+            meta_path,
+            "user meta-model",
+            "Train one with `UserMetaModel.fit` and write it with `UserMetaModel.save`.",
+        )
         version = document.get("format_version")
         if version != USER_FORMAT_VERSION:
             raise MetaModelFileError(
