@@ -19,6 +19,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from metarec_classic.recommenders._common import N_JOBS_CONSTRAINT, clamp_n_neighbors
 from metarec_classic.recommenders._implicit_common import (
     ImplicitRecommender,
+    normalise_output,
     to_implicit_params,
 )
 
@@ -87,8 +88,9 @@ class ItemKNNRecommender(ImplicitRecommender):
     Scores are computed from the history rows passed to :meth:`recommend` (the training
     rows by default), so updated histories are scored without refitting.
 
-    The model has no randomness. implicit scores one user at a time in Python, so
-    ``recommend`` takes about 30 µs per user whatever ``n_jobs`` is. The default
+    The model has no randomness. implicit's scorer handles one user at a time, so
+    ``recommend`` is a loop over users whatever ``n_jobs`` is: about 15 µs per user
+    with 10 neighbours on BookCrossing (2,946 users, 17,384 items). The default
     ``n_jobs=2`` was measured on MovieLens 100K binarised at rating ≥ 4
     (55,375 positives; defaults; median of 5 on a two-core machine): the fit took
     0.023 s with one thread against 0.015 s with two, for each weighting.
@@ -169,7 +171,24 @@ class ItemKNNRecommender(ImplicitRecommender):
     def _recommend_batch(
         self, users: np.ndarray, history: sp.csr_matrix, k: int, exclude_seen: bool
     ) -> tuple[np.ndarray, np.ndarray]:
-        ids, scores = super()._recommend_batch(users, history, k, exclude_seen)
+        # implicit's batch call slices one CSR row per user in Python (about 40 µs
+        # each); handing its scorer the row's arrays directly costs a third of that.
+        ids = np.full((len(users), k), -1, dtype=np.int64)
+        scores = np.full((len(users), k), -np.inf, dtype=np.float32)
+        indptr, indices, values = history.indptr, history.indices, history.data
+        scorer = self.model_.scorer
+        for row in range(len(users)):
+            start, stop = indptr[row], indptr[row + 1]
+            row_ids, row_scores = scorer.recommend(
+                np.array([0, stop - start], dtype=indptr.dtype),
+                indices[start:stop],
+                values[start:stop],
+                K=k,
+                remove_own_likes=exclude_seen,
+            )
+            ids[row, : len(row_ids)] = row_ids
+            scores[row, : len(row_ids)] = row_scores
+        ids, scores = normalise_output(ids, scores)
         if exclude_seen:
             # implicit 0.7.3 scores the user's own items 0 instead of dropping them, and
             # returns them when fewer than ``k`` other items have a non-zero score.
