@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 from metarec_classic.data import Interactions
 from metarec_classic.exceptions import DataError, InputConversionWarning
 
-__all__ = ["BaseRecommender", "as_user_items", "top_k"]
+__all__ = ["BaseRecommender", "as_user_items", "shared_top_k", "top_k"]
 
 _log = logging.getLogger(__name__)
 
@@ -178,9 +178,11 @@ class BaseRecommender(BaseEstimator):  # type: ignore[misc]
             )
         if cold.any():
             cold_rows = np.flatnonzero(cold)
-            fallback = np.tile(self.item_popularity_, (cold_rows.size, 1))
-            ids[cold_rows], scores[cold_rows] = top_k(
-                fallback, k_eff, exclude=history[cold_rows] if exclude_seen else None
+            ids[cold_rows], scores[cold_rows] = shared_top_k(
+                self.item_popularity_,
+                k_eff,
+                n_rows=cold_rows.size,
+                exclude=history[cold_rows] if exclude_seen else None,
             )
         if k_eff < k:
             pad = k - k_eff
@@ -263,7 +265,7 @@ def top_k(
         row, col = np.nonzero(scores >= bound[:, None])
         if row.size <= 0.1 * scores.size:
             value = scores[row, col]
-            order = np.lexsort((col, -value, row))
+            order = _row_then_descending(row, value)
             col, value = col[order], value[order]
             take = (np.searchsorted(row[order], np.arange(n_rows))[:, None] + np.arange(k)).ravel()
             ids = col[take].reshape(n_rows, k).astype(np.int64)
@@ -291,6 +293,62 @@ def top_k(
     ids = np.take_along_axis(part, order, axis=1).astype(np.int64)
     values = np.take_along_axis(part_scores, order, axis=1)
     ids[~np.isfinite(values) & (values < 0)] = -1
+    return ids, values
+
+
+def _row_then_descending(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Order entries by row, then by value from high to low, ties kept in input order.
+
+    Same as ``np.lexsort((np.arange(n), -values, rows))`` but about ten times faster: the
+    float32 values are mapped to unsigned integers of the same order, and row and value
+    share one 64-bit key for a single stable sort.
+    """
+    # Adding 0.0 turns -0.0 into 0.0, which must tie with it. Values must not be NaN.
+    bits = (np.asarray(values, dtype=np.float32) + np.float32(0.0)).view(np.uint32)
+    ordered = np.where(bits & np.uint32(0x80000000), ~bits, bits | np.uint32(0x80000000))
+    key = (rows.astype(np.uint64) << np.uint64(32)) | (~ordered).astype(np.uint64)
+    return np.argsort(key, kind="stable")
+
+
+def shared_top_k(
+    scores: np.ndarray, k: int, *, n_rows: int, exclude: sp.csr_matrix | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_k` for ``n_rows`` rows that all hold the same ``scores`` (popularity).
+
+    The items are ranked once; each row then reads the front of that ranking, only as
+    far as its excluded items push it, instead of ranking a full row per user. Results
+    equal ``top_k(np.tile(scores, (n_rows, 1)), k, exclude=exclude)``.
+    """
+    n_items = scores.size
+    k = min(k, n_items)
+    clean = np.minimum(np.asarray(scores, dtype=np.float32), _F32_MAX)
+    clean[np.isnan(clean)] = -np.inf
+    ranking = np.lexsort((np.arange(n_items), -clean))
+    ranked = clean[ranking]
+    if exclude is None or exclude.nnz == 0:
+        ids = np.broadcast_to(ranking[:k], (n_rows, k)).astype(np.int64)
+        values = np.broadcast_to(ranked[:k], (n_rows, k)).copy()
+    else:
+        position = np.empty(n_items, dtype=np.int64)
+        position[ranking] = np.arange(n_items)
+        seen_row = np.repeat(np.arange(n_rows), np.diff(exclude.indptr))
+        seen_at = position[exclude.indices]
+        # Widen the window until every row has k unexcluded items inside it.
+        width = k
+        while True:
+            inside = seen_at < width
+            most_seen = int(np.bincount(seen_row[inside], minlength=n_rows).max(initial=0))
+            wanted = min(n_items, k + most_seen)
+            if wanted <= width:
+                break
+            width = wanted
+        window = np.broadcast_to(ranked[:width], (n_rows, width)).copy()
+        window[seen_row[inside], seen_at[inside]] = -np.inf
+        # Rows stay in ranking order; move the excluded entries behind the rest.
+        order = np.argsort(np.isneginf(window), axis=1, kind="stable")[:, :k]
+        ids = ranking[order].astype(np.int64)
+        values = np.take_along_axis(window, order, axis=1)
+    ids[np.isneginf(values)] = -1
     return ids, values
 
 

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from metarec_classic.recommenders._base import BaseRecommender
+from metarec_classic.recommenders._base import BaseRecommender, shared_top_k
 
 __all__ = ["MostPopularRecommender"]
 
@@ -81,5 +81,9 @@ class MostPopularRecommender(BaseRecommender):
         self.popularity_ = self.item_popularity_.copy()
         _log.debug("Most-popular: counted %d items.", self.popularity_.size)
 
-    def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
-        return np.broadcast_to(self.popularity_, (len(users), self.popularity_.size))
+    def _recommend_batch(
+        self, users: np.ndarray, history: sp.csr_matrix, k: int, exclude_seen: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return shared_top_k(
+            self.popularity_, k, n_rows=len(users), exclude=history if exclude_seen else None
+        )

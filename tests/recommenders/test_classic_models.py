@@ -26,6 +26,7 @@ from metarec_classic.recommenders import (
     get_recommender_class,
     make_recommender,
 )
+from metarec_classic.recommenders._base import _row_then_descending, shared_top_k, top_k
 from metarec_classic.recommenders._classic_common import top_k_per_row
 from metarec_classic.testing import RecommenderContract, make_user_items
 
@@ -378,6 +379,35 @@ def test_top_k_per_row_paths_agree(seed: int, monkeypatch: pytest.MonkeyPatch) -
     assert (dense_path != sparse_path).nnz == 0
     np.testing.assert_array_equal(dense_path.indptr, sparse_path.indptr)
     assert np.diff(sparse_path.indptr).max() <= 5
+
+
+def test_row_then_descending_matches_lexsort() -> None:
+    rng = np.random.default_rng(0)
+    special = np.array([0.0, -0.0, np.inf, -np.inf, 1e-45, -1e-45, 3.4e38], dtype=np.float32)
+    values = np.concatenate([rng.integers(-3, 4, 500).astype(np.float32), special])
+    values = rng.permutation(values)
+    rows = rng.integers(0, 20, values.size)
+    expected = np.lexsort((np.arange(values.size), -values, rows))
+    np.testing.assert_array_equal(_row_then_descending(rows, values), expected)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_shared_top_k_equals_top_k_of_the_tiled_scores(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n_rows, n_items = int(rng.integers(1, 30)), int(rng.integers(1, 50))
+    # Few distinct values for ties, plus a NaN and an infinity on some seeds.
+    scores = rng.integers(0, 4, n_items).astype(np.float32)
+    if seed % 3 == 0:
+        scores[rng.integers(n_items)] = np.nan
+    if seed % 4 == 0:
+        scores[rng.integers(n_items)] = np.inf
+    exclude = sp.random(n_rows, n_items, density=rng.uniform(0, 0.95), format="csr", rng=rng)
+    k = int(rng.integers(1, 60))
+    for excluded in (exclude, None):
+        shared = shared_top_k(scores, k, n_rows=n_rows, exclude=excluded)
+        tiled = top_k(np.tile(scores, (n_rows, 1)), k, exclude=excluded)
+        np.testing.assert_array_equal(shared[0], tiled[0])
+        np.testing.assert_array_equal(shared[1], tiled[1])
 
 
 # -- planted structure -------------------------------------------------------------------
