@@ -217,14 +217,12 @@ class MetaModel(BoosterParams):
             and ``predicted_ndcg@10``, sorted by ``rank_score``.
         """
         self._check_fitted()
-        candidates = [
-            c for c in self.candidates_ if algorithms is None or c.algorithm in algorithms
-        ]
+        wanted = [algorithms is None or c.algorithm in algorithms for c in self.candidates_]
+        candidates = [c for c, keep in zip(self.candidates_, wanted, strict=True) if keep]
+        codes, params = self._encoded_candidates()
         row = self._feature_row(features)
-        X = self._design(
-            np.repeat(row[None, :], len(candidates), axis=0),
-            [c.algorithm for c in candidates],
-            [c.config for c in candidates],
+        X = self._stack(
+            np.repeat(row[None, :], len(candidates), axis=0), codes[wanted], params[wanted]
         )
         order_score = self.booster_rank_.predict(X)
         relative = self.booster_relative_.predict(X)
@@ -344,6 +342,17 @@ class MetaModel(BoosterParams):
         self, features: np.ndarray, algorithms: list[str], configs: list[dict[str, Any]]
     ) -> np.ndarray:
         """Stack meta-features, the algorithm code and the parameter columns."""
+        return self._stack(features, *self._encode(algorithms, configs))
+
+    def _stack(self, features: np.ndarray, codes: np.ndarray, params: np.ndarray) -> np.ndarray:
+        return np.hstack(
+            [features, codes[:, None], params, self._relative_params(features, params)]
+        )
+
+    def _encode(
+        self, algorithms: list[str], configs: list[dict[str, Any]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The algorithm codes and parameter columns of (algorithm, config) pairs."""
         n = len(algorithms)
         params = np.full((n, len(self.param_columns_)), np.nan)
         column = {name: j for j, name in enumerate(self.param_columns_)}
@@ -362,9 +371,17 @@ class MetaModel(BoosterParams):
                     params[i, j] = dist.choices.index(value) if value in dist.choices else np.nan
                 else:
                     params[i, j] = float(value)
-        return np.hstack(
-            [features, codes[:, None], params, self._relative_params(features, params)]
-        )
+        return codes, params
+
+    def _encoded_candidates(self) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_encode` of ``candidates_``, kept: it does not depend on the data ranked."""
+        cached = getattr(self, "_candidate_encoding", None)
+        if cached is None or cached[0] is not self.candidates_:
+            encoded = self._encode(
+                [c.algorithm for c in self.candidates_], [c.config for c in self.candidates_]
+            )
+            cached = self._candidate_encoding = (self.candidates_, *encoded)
+        return cached[1], cached[2]
 
     def _scale_columns(self) -> list[tuple[int, int, str]]:
         """(parameter column, meta-feature index, name) of the size-relative columns.
