@@ -38,6 +38,7 @@ from metarec_classic.data import DATASETS, load_dataset, random_holdout_split
 from metarec_classic.evaluation import evaluate
 from metarec_classic.meta import LabelSet, MetaModel, load_shipped_labels, select
 from metarec_classic.recommenders import get_recommender_class, make_recommender
+from metarec_classic.tuning import position_in_space
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -58,7 +59,7 @@ def single_best(labels: LabelSet) -> tuple[str, dict]:
     rows = table[table["algorithm"] == algorithm]
     space = get_recommender_class(algorithm).search_space()
     configs = [json.loads(c) for c in rows["config"]]
-    points = np.array([_scaled(c, space) for c in configs]) if space else np.zeros((len(rows), 0))
+    points = np.array([position_in_space(c, space) for c in configs]).reshape(len(rows), -1)
     task_ids = rows["task_id"].to_numpy()
     relative = rows["relative"].to_numpy()
     scores = []
@@ -70,19 +71,6 @@ def single_best(labels: LabelSet) -> tuple[str, dict]:
             nearest.append(relative[mask][np.argmin(distance)])
         scores.append(np.mean(nearest))
     return str(algorithm), configs[int(np.argmax(scores))]
-
-
-def _scaled(config: dict, space: dict) -> list[float]:
-    out = []
-    for name, dist in space.items():
-        value = config.get(name)
-        if hasattr(dist, "choices"):
-            out.append(float(dist.choices.index(value)) / max(len(dist.choices) - 1, 1))
-        elif dist.log:
-            out.append(np.log(value / dist.low) / np.log(dist.high / dist.low))
-        else:
-            out.append((value - dist.low) / ((dist.high - dist.low) or 1.0))
-    return out
 
 
 def test_ndcg(algorithm: str, config: dict, split) -> float:

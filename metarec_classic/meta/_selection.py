@@ -7,16 +7,22 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from metarec_classic.data import Interactions
 from metarec_classic.meta._model import Candidate, MetaModel
 from metarec_classic.metafeatures import dataset_metafeatures
 from metarec_classic.recommenders import get_recommender_class
+from metarec_classic.tuning import position_in_space
 
-__all__ = ["Selection", "select"]
+__all__ = ["QUEUE_SPREAD", "Selection", "select"]
 
 _log = logging.getLogger(__name__)
+
+#: Least difference, as a share of one parameter's range, between two configurations of
+#: an algorithm in a warm-start queue.
+QUEUE_SPREAD = 0.1
 
 
 @dataclass
@@ -60,13 +66,23 @@ class Selection:
         predicted configurations of those algorithms (about half the budget), then each
         one's default, interleaved so that a short search still tries every algorithm
         early; it never exceeds ``n_trials``.
+
+        The best predicted configurations of one algorithm are often near copies of
+        each other (the meta-model's score is flat around its peak), and running copies
+        teaches the search nothing. A configuration is queued only if it differs from
+        every one queued before for its algorithm by at least ``QUEUE_SPREAD`` of some
+        parameter's range (see :func:`~metarec_classic.tuning.position_in_space`).
         """
         # A budget smaller than the portfolio searches fewer algorithms, each tried once.
         n_algorithms = min(5 if self.out_of_range else 3, max(n_trials, 1))
         algorithms = list(self.algorithms()["algorithm"][:n_algorithms])
         n_guesses = max(len(algorithms), n_trials // 2)
         per_algorithm = {
-            a: [dict(c) for c in self.table.loc[self.table["algorithm"] == a, "config"]]
+            a: _spread_out(
+                [dict(c) for c in self.table.loc[self.table["algorithm"] == a, "config"]],
+                get_recommender_class(a).search_space(),
+                limit=n_guesses,
+            )
             for a in algorithms
         }
         queue: list[dict[str, Any]] = []
@@ -141,6 +157,22 @@ def select(
             _first_names(out_of_range),
         )
     return Selection(table, features, out_of_range, time.perf_counter() - started)
+
+
+def _spread_out(
+    configs: list[dict[str, Any]], space: dict[str, Any], *, limit: int
+) -> list[dict[str, Any]]:
+    """The first ``limit`` of ``configs`` (best first) that are not near an earlier one."""
+    kept: list[dict[str, Any]] = []
+    points: list[np.ndarray] = []
+    for config in configs:
+        point = position_in_space(config, space)
+        if all(np.abs(point - other).max(initial=0.0) >= QUEUE_SPREAD for other in points):
+            kept.append(config)
+            points.append(point)
+            if len(kept) == limit:
+                break
+    return kept
 
 
 def _append(queue: list[dict[str, Any]], seen: set[str], config: dict[str, Any]) -> None:

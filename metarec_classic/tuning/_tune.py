@@ -6,7 +6,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -365,6 +365,32 @@ def suggest_config(trial: optuna.Trial, space: dict[str, BaseDistribution]) -> d
         else:
             raise TypeError(f"Unsupported distribution {dist!r} for parameter {name!r}.")
     return config
+
+
+def position_in_space(
+    config: Mapping[str, Any], space: Mapping[str, BaseDistribution]
+) -> np.ndarray:
+    """Where ``config`` lies in ``space``: one number in [0, 1] per parameter.
+
+    Numeric parameters are scaled from ``low`` (0) to ``high`` (1), on a log scale where
+    the distribution is log; a categorical parameter gives its choice's index over the
+    last index. A parameter missing from ``config`` sits at 0.5, so that distances
+    between configurations stay defined.
+    """
+    out = np.full(len(space), 0.5)
+    for j, (name, dist) in enumerate(space.items()):
+        if name not in config:
+            continue
+        value = config[name]
+        if isinstance(dist, CategoricalDistribution):
+            if value in dist.choices:
+                out[j] = dist.choices.index(value) / max(len(dist.choices) - 1, 1)
+        elif isinstance(dist, (IntDistribution, FloatDistribution)):
+            low, high, value = float(dist.low), float(dist.high), float(value)
+            if dist.log:
+                low, high, value = math.log(low), math.log(high), math.log(max(value, dist.low))
+            out[j] = (value - low) / (high - low) if high > low else 0.5
+    return np.clip(out, 0.0, 1.0)
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 
 from metarec_classic.data import Interactions, from_sparse
-from metarec_classic.meta import MetaModel, Selection, select
+from metarec_classic.meta import QUEUE_SPREAD, MetaModel, Selection, select
 from metarec_classic.recommenders import get_recommender_class
 from metarec_classic.testing import make_user_items
+from metarec_classic.tuning import position_in_space
 
 
 def _key(config: dict) -> str:
@@ -89,6 +90,30 @@ def test_warm_start_queues_configs_of_the_chosen_algorithms(n_trials: int) -> No
     # The best guess of each algorithm comes first, in rank order.
     assert [c["algorithm"] for c in queue[: len(algorithms)]] == algorithms
     assert queue[0] == {"algorithm": "pure_svd", "n_factors": 64, "n_iter": 5}
+
+
+def test_warm_start_skips_near_copies_of_a_queued_configuration() -> None:
+    # EASE's l2_reg is searched on a log scale; 100 and 101 are near copies, 30 is not.
+    rows = [("ease", {"l2_reg": v}) for v in (100.0, 101.0, 99.0, 30.0, 102.0, 3000.0)]
+    table = pd.DataFrame(
+        {
+            "rank": range(1, len(rows) + 1),
+            "algorithm": [a for a, _ in rows],
+            "config": [c for _, c in rows],
+            "predicted_relative": np.linspace(0.9, 0.5, len(rows)),
+            "predicted_ndcg@10": np.linspace(0.3, 0.1, len(rows)),
+        }
+    )
+    _, queue = Selection(table, {}).warm_start(20)
+    ease = [c["l2_reg"] for c in queue if c["algorithm"] == "ease"]
+    default = get_recommender_class("ease").default_config()["l2_reg"]
+    assert ease[:3] == [100.0, 30.0, 3000.0]
+    assert ease[3:] == [default]
+    space = get_recommender_class("ease").search_space()
+    guesses = [position_in_space({"l2_reg": v}, space) for v in ease[:3]]
+    for i, first in enumerate(guesses):
+        for second in guesses[i + 1 :]:
+            assert np.abs(first - second).max() >= QUEUE_SPREAD
 
 
 def test_warm_start_widens_when_the_data_is_out_of_range() -> None:

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from metarec_classic.data import Interactions, random_holdout_split
 from metarec_classic.exceptions import TuningError
 from metarec_classic.recommenders import PureSVDRecommender, get_recommender_class
-from metarec_classic.tuning import Portfolio, TuningResult, trials_frame, tune
+from metarec_classic.tuning import Portfolio, TuningResult, position_in_space, trials_frame, tune
 from metarec_classic.tuning import _tune as tune_module
 
 
@@ -316,3 +316,18 @@ def test_trials_record_the_effective_config_only_when_the_fit_changed_it(small_s
     objective(plain)
     assert "effective_config" not in plain.user_attrs
     assert plain.user_attrs["fit_time"] > 0
+
+
+def test_position_in_space_scales_each_parameter_to_its_range() -> None:
+    space = {
+        "n": optuna.distributions.IntDistribution(1, 100, log=True),
+        "rate": optuna.distributions.FloatDistribution(0.0, 2.0),
+        "kind": optuna.distributions.CategoricalDistribution(("a", "b", "c")),
+        "unset": optuna.distributions.FloatDistribution(0.0, 1.0),
+    }
+    point = position_in_space({"n": 10, "rate": 3.0, "kind": "c"}, space)
+    # log scale: 10 is half way from 1 to 100; 3.0 lies above the range and is clipped.
+    np.testing.assert_allclose(point, [0.5, 1.0, 1.0, 0.5])
+    np.testing.assert_allclose(
+        position_in_space({"kind": "b", "rate": 0.5}, space)[1:3], [0.25, 0.5]
+    )
