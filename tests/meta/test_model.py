@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -15,6 +16,7 @@ from metarec_classic.meta import Candidate, LabelSet, MetaModel, MetaModelFileEr
 from metarec_classic.meta._model import FORMAT_VERSION
 from metarec_classic.metafeatures import dataset_feature_names
 from metarec_classic.recommenders import get_recommender_class
+from metarec_classic.tuning import position_in_space
 
 
 def _features(labels: LabelSet, row: int = 0) -> dict[str, float]:
@@ -61,6 +63,39 @@ def test_rank_orders_every_candidate_best_first(
     assert (table["predicted_ndcg@10"] >= 0).all()
     only = tiny_meta_model.rank(_features(tiny_labels), algorithms=["pure_svd"])
     assert set(only["algorithm"]) == {"pure_svd"}
+
+
+def test_rank_score_averages_the_booster_over_nearest_candidates(
+    tiny_labels: LabelSet, tiny_meta_model: MetaModel
+) -> None:
+    features = _features(tiny_labels)
+    model = copy.copy(tiny_meta_model)
+    model.smoothing_neighbors = 3
+    table = model.rank(features)
+    codes, params = model._encoded_candidates()
+    row = model._feature_row(features)
+    raw = model.booster_rank_.predict(
+        model._stack(np.repeat(row[None, :], len(codes), axis=0), codes, params)
+    )
+    for position in (0, len(table) - 1):
+        candidate = Candidate(table["algorithm"][position], table["config"][position])
+        space = get_recommender_class(candidate.algorithm).search_space()
+        here = position_in_space(candidate.config, space)
+        same = [i for i, c in enumerate(model.candidates_) if c.algorithm == candidate.algorithm]
+        distance = [
+            np.abs(position_in_space(model.candidates_[i].config, space) - here).max(initial=0)
+            for i in same
+        ]
+        nearest = [same[j] for j in np.argsort(distance, kind="stable")[:3]]
+        assert table["rank_score"][position] == pytest.approx(raw[nearest].mean(), abs=1e-12)
+    # most_popular has one configuration: its score is the booster's own.
+    alone = model.candidates_.index(Candidate("most_popular", {}))
+    assert table.loc[table["algorithm"] == "most_popular", "rank_score"].item() == pytest.approx(
+        raw[alone], abs=1e-12
+    )
+    model.smoothing_neighbors = 1
+    plain = model.rank(features)
+    assert sorted(plain["rank_score"]) == pytest.approx(sorted(raw), abs=1e-12)
 
 
 def test_contributions_add_up_to_the_prediction(
