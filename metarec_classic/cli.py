@@ -462,6 +462,8 @@ def _load(args: argparse.Namespace) -> Interactions:
     }
     if args.columns is not None:
         options["columns"] = [field.strip() or None for field in args.columns.split(",")]
+    if args.header not in (None, "auto"):
+        options["header"] = args.header == "yes"
     if options and (args.demo or not Path(args.data).is_file()):
         raise BadInput(
             f"--{next(iter(options)).replace('_', '-')} applies to a CSV/TSV file; "
@@ -515,6 +517,7 @@ _CANONICAL_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _COMMAND_LINE_SPELLING = {
     "`sep": "--sep",
     "`columns": "--columns (e.g. --columns user_id,item_id,rating)",
+    "`header=True`": "--header yes",
     "`encoding=": "--encoding",
     "`encoding_errors": "--encoding-errors",
     "`duplicates": "--duplicates",
@@ -605,6 +608,12 @@ def _build_parser() -> argparse.ArgumentParser:
             metavar="ROLES",
             help="comma-separated role of each field: user_id, item_id, rating, weight, "
             "timestamp, or an empty name to skip a field (e.g. user_id,item_id,,rating)",
+        )
+        reading.add_argument(
+            "--header",
+            choices=("auto", "yes", "no"),
+            help="whether the first line names the columns (default: auto, guessed from "
+            "known names such as user_id and from numeric columns)",
         )
         reading.add_argument("--encoding", help="text encoding (default: utf-8)")
         reading.add_argument(

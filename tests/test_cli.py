@@ -286,6 +286,19 @@ def test_reading_flags_fix_what_the_messages_name(tmp_path: Path) -> None:
     run_bad_input("info", "--demo", "--sep", ",", message="--sep applies to a CSV/TSV file")
 
 
+def test_header_flag_reads_unknown_names_as_a_header(tmp_path: Path) -> None:
+    path = tmp_path / "pairs.csv"
+    path.write_text("u,i\nalice,book1\nbob,book2\nalice,book2\nbob,book3\n")
+    guessed = run("info", path, "--json")
+    assert guessed.returncode == 0, guessed.stderr
+    assert "(u,i) was read as an interaction" in guessed.stderr
+    assert "On the command line: --header yes" in guessed.stderr
+    assert json.loads(guessed.stdout)["n_interactions"] == 5
+    named = run("info", path, "--header", "yes", "--json")
+    assert "read as an interaction" not in named.stderr
+    assert json.loads(named.stdout)["n_interactions"] == 4
+
+
 def test_fit_demo_per_segment_then_recommend_names_each_users_segment(tmp_path: Path) -> None:
     out = tmp_path / "demo-model"
     document = run_json("fit", "--demo", "--segments", "auto", "--out", out)

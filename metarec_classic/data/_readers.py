@@ -112,7 +112,9 @@ def read_interactions(
         Whether the first line holds column names. When not given, the first line is a
         header if at least two of its fields are known column names (``userId``,
         ``item``, ``rating``, ``timestamp``, ...), or if a field that is a number on the
-        following lines is not a number on the first line.
+        following lines is not a number on the first line. A first line read as data
+        that could be names all the same (no numbers in it, and its user and item never
+        come back) is counted in the report as ``first_line_read_as_data``.
     columns : sequence of str or None, optional
         The role of every field, in file order: ``"user_id"``, ``"item_id"``,
         ``"rating"``, ``"weight"``, ``"timestamp"``, or ``None`` to ignore the field.
@@ -241,6 +243,15 @@ def _read_table(
     rows = _split(lines, sep)
     if header is None:
         header = _sniff_header(rows[:_SNIFF_LINES])
+        if not header and _may_be_names(rows[:_SNIFF_LINES]):
+            report.add(
+                "first_line_read_as_data",
+                1,
+                f"The first line of {source!r} ({sep.join(rows[0])}) was read as an "
+                "interaction: none of its fields is a known column name, and no column is "
+                "numeric to tell names from values. If it names the columns, pass "
+                "`header=True` or name them user_id, item_id, ...",
+            )
     header_fields = rows[0] if header else None
     if header:
         rows, numbers = rows[1:], numbers[1:]
@@ -414,6 +425,21 @@ def _sniff_header(sample: list[list[str]]) -> bool:
         if later_numeric and not _NUMBER.fullmatch(name.strip()):
             return True
     return False
+
+
+def _may_be_names(sample: list[list[str]]) -> bool:
+    """Whether a first row read as data could be column names after all.
+
+    It could when none of its fields is a number and its first two values (a user and
+    an item, by position) appear nowhere else in their columns of the sample.
+    """
+    first, rest = sample[0], sample[1:]
+    if len(first) < 2 or not rest or any(_NUMBER.fullmatch(v.strip()) for v in first):
+        return False
+    return all(
+        all(len(row) <= position or row[position] != first[position] for row in rest)
+        for position in (0, 1)
+    )
 
 
 def _resolve_roles(

@@ -87,6 +87,24 @@ def test_explicit_header_false_keeps_first_line(tmp_path: Path) -> None:
     assert np.all(data.user_items.data == 1.0)
 
 
+def test_unknown_names_over_text_ids_are_read_as_data_and_reported(tmp_path: Path) -> None:
+    path = write(tmp_path, "u,i\nalice,book1\nbob,book2\nalice,book2\n")
+    with pytest.warns(DataWarning, match=r"first line .*\(u,i\) was read as an interaction"):
+        data = read_interactions(path)
+    assert data.n_interactions == 4
+    assert data.report.counts["first_line_read_as_data"] == 1
+    named = read_interactions(path, header=True)
+    assert named.n_interactions == 3
+    assert "first_line_read_as_data" not in named.report.counts
+
+
+def test_a_first_line_whose_user_comes_back_is_plain_data(tmp_path: Path) -> None:
+    path = write(tmp_path, "alice,book1\nbob,book2\nalice,book2\n")
+    data = read_interactions(path)
+    assert data.n_interactions == 3
+    assert "first_line_read_as_data" not in data.report.counts
+
+
 def test_two_columns_are_binary_implicit(tmp_path: Path) -> None:
     path = write(tmp_path, "1,10\n1,11\n2,10\n")
     data = read_interactions(path)
