@@ -272,7 +272,7 @@ def build_status(
 ) -> BuildStatus:
     """Read how far the build of ``tasks`` has come from ``storage``, without joining it."""
     with storage_errors(storage):
-        resolved = resolve_storage(storage)
+        resolved = resolve_storage(storage, existing=True)
         assert resolved is not None
         return _read_status(resolved, tasks, algorithms, n_configs)
 

@@ -52,7 +52,9 @@ def mask_url(url: str) -> str:
     return re.sub(r"([?&]password=)[^&]*", r"\1***", masked, flags=re.IGNORECASE)
 
 
-def resolve_storage(storage: str | os.PathLike[str] | BaseStorage | None) -> BaseStorage | None:
+def resolve_storage(
+    storage: str | os.PathLike[str] | BaseStorage | None, *, existing: bool = False
+) -> BaseStorage | None:
     """Return the Optuna storage for ``storage``.
 
     Parameters
@@ -64,6 +66,9 @@ def resolve_storage(storage: str | os.PathLike[str] | BaseStorage | None) -> Bas
         process that opens the same URL, with heartbeats so that a trial whose process
         died is marked failed. Any other string or path is a journal file: the resumable
         default for one machine (several processes on that machine may share it).
+    existing : bool, default=False
+        Only open a journal or SQLite file that is already there, for readers of a
+        build: opening creates a missing file, which would hide a mistyped path.
 
     Returns
     -------
@@ -72,9 +77,15 @@ def resolve_storage(storage: str | os.PathLike[str] | BaseStorage | None) -> Bas
     if storage is None or isinstance(storage, BaseStorage):
         return storage
     text = os.fspath(storage)
+    sqlite_file = text.partition(":///")[2] if text.startswith("sqlite") else ""
+    path = Path(sqlite_file or text).expanduser()
+    if existing and (sqlite_file or not _URL.match(text)) and not path.is_file():
+        raise StorageError(
+            f"No storage at {str(path)!r}: the file does not exist. Check the path, or "
+            "start the build with the same --storage first."
+        )
     if _URL.match(text):
         return _open_database(text)
-    path = Path(text).expanduser()
     if path.is_dir():
         raise StorageError(
             f"`storage` {text!r} is a directory; give a file path for the journal (e.g. "

@@ -40,6 +40,17 @@ def test_journal_path_creates_parents_and_holds_a_study(tmp_path: Path, as_path:
     assert [t.value for t in again.trials] == [0.5]
 
 
+def test_a_reader_of_a_build_never_creates_a_missing_file(tmp_path: Path) -> None:
+    journal = tmp_path / "typo" / "studies.journal"
+    database = tmp_path / "typo.db"
+    for target in (str(journal), f"sqlite:///{database}"):
+        with pytest.raises(StorageError, match=r"No storage at .*does not exist"):
+            resolve_storage(target, existing=True)
+    assert not journal.parent.exists() and not database.exists()
+    resolve_storage(journal)  # a build creates it ...
+    assert isinstance(resolve_storage(journal, existing=True), JournalStorage)  # ... then it opens
+
+
 def test_directory_is_refused_with_the_fix(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match=r"is a directory.*studies\.journal") as info:
         resolve_storage(tmp_path)
