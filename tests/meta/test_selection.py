@@ -62,7 +62,13 @@ def _selection(out_of_range: bool) -> Selection:
         ("ease", {"l2_reg": 10.0}),
         ("rp3beta", {"alpha": 1.0, "beta": 0.2, "n_neighbors": 50}),
     ]
-    table = pd.DataFrame(
+    extra = {"size.n_users_log": (1.0, 2.0, 3.0)} if out_of_range else {}
+    return Selection(_ranking(rows), {}, extra)
+
+
+def _ranking(rows: list[tuple[str, dict]]) -> pd.DataFrame:
+    """A selection table holding ``rows`` (algorithm, config) best first."""
+    return pd.DataFrame(
         {
             "rank": range(1, len(rows) + 1),
             "algorithm": [a for a, _ in rows],
@@ -71,8 +77,6 @@ def _selection(out_of_range: bool) -> Selection:
             "predicted_ndcg@10": np.linspace(0.3, 0.1, len(rows)),
         }
     )
-    extra = {"size.n_users_log": (1.0, 2.0, 3.0)} if out_of_range else {}
-    return Selection(table, {}, extra)
 
 
 @pytest.mark.parametrize("n_trials", [1, 6, 20])
@@ -95,16 +99,7 @@ def test_warm_start_queues_configs_of_the_chosen_algorithms(n_trials: int) -> No
 def test_warm_start_skips_near_copies_of_a_queued_configuration() -> None:
     # EASE's l2_reg is searched on a log scale; 100 and 101 are near copies, 30 is not.
     rows = [("ease", {"l2_reg": v}) for v in (100.0, 101.0, 99.0, 30.0, 102.0, 3000.0)]
-    table = pd.DataFrame(
-        {
-            "rank": range(1, len(rows) + 1),
-            "algorithm": [a for a, _ in rows],
-            "config": [c for _, c in rows],
-            "predicted_relative": np.linspace(0.9, 0.5, len(rows)),
-            "predicted_ndcg@10": np.linspace(0.3, 0.1, len(rows)),
-        }
-    )
-    _, queue = Selection(table, {}).warm_start(20)
+    _, queue = Selection(_ranking(rows), {}).warm_start(20)
     ease = [c["l2_reg"] for c in queue if c["algorithm"] == "ease"]
     default = get_recommender_class("ease").default_config()["l2_reg"]
     assert ease[:3] == [100.0, 30.0, 3000.0]
