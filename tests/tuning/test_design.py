@@ -9,7 +9,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from metarec_classic.exceptions import TuningError
+from metarec_classic.exceptions import MetarecWarning, TuningError
+from metarec_classic.tuning import _design as design_module
 from metarec_classic.tuning import (
     claim_trial,
     design_progress,
@@ -96,6 +97,47 @@ def test_a_design_left_half_enqueued_is_completed_by_another_process(tmp_path, m
     # Repair happens once: a second opener finds the design complete.
     again = open_design_study(storage, "design", CONFIGS, is_label=_is_label)
     assert again is not None and len(again.get_trials()) == 4
+
+
+def _written_by_add_trial_and_in_one_transaction(url: str) -> tuple[list, list]:
+    """The trials of one design, enqueued trial by trial and in one transaction."""
+    space = {
+        "x": optuna.distributions.FloatDistribution(0.0, 1.0),
+        "kind": optuna.distributions.CategoricalDistribution(("a", "b")),
+        "n": optuna.distributions.IntDistribution(1, 100, log=True),
+    }
+    # The last point has a value outside the space, stored through Optuna's queue marker.
+    configs = [{"x": 0.1, "kind": "b", "n": 7}, {"x": 0.5, "kind": "a", "n": 90, "extra": 3}]
+    storage = resolve_storage(url)
+    one_by_one = optuna.create_study(study_name="one-by-one", storage=storage)
+    one_by_one.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=1.0))
+    for index, config in enumerate(configs):
+        one_by_one.add_trial(design_module._waiting_trial(index, config, space))
+    batched = optuna.create_study(study_name="batched", storage=storage)
+    batched.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=1.0))
+    design_module._enqueue(batched, configs, space, skip=set())
+    return one_by_one.get_trials(), batched.get_trials()
+
+
+def _same_trials(expected: list, got: list) -> None:
+    assert len(got) == len(expected) == 3
+    for want, have in zip(expected, got, strict=True):
+        assert (have.number, have.state, have.params) == (want.number, want.state, want.params)
+        assert have.distributions == want.distributions
+        assert have.user_attrs == want.user_attrs
+        assert have.system_attrs == want.system_attrs
+        assert have.datetime_start == want.datetime_start or have.state != TrialState.WAITING
+
+
+def test_one_transaction_writes_the_trials_add_trial_writes(tmp_path) -> None:
+    with pytest.warns(MetarecWarning):  # SQLite is for one process
+        _same_trials(*_written_by_add_trial_and_in_one_transaction(f"sqlite:///{tmp_path}/s.db"))
+
+
+def test_one_transaction_writes_the_trials_add_trial_writes_in_postgres(
+    postgres_database,
+) -> None:
+    _same_trials(*_written_by_add_trial_and_in_one_transaction(postgres_database))
 
 
 def test_a_design_of_another_size_is_refused(tmp_path) -> None:
