@@ -437,7 +437,7 @@ def _known(name: str) -> DatasetInfo:
     key = _ALIASES.get(name.lower(), name.lower())
     if key not in DATASETS:
         raise DataError(
-            f"`name_or_path` {name!r} is neither an existing file or folder nor a known "
+            f"{name!r} is neither an existing file or folder nor a known "
             f"data set; use one of {sorted(DATASETS)!r} or a path."
         )
     return DATASETS[key]
@@ -450,8 +450,11 @@ def _data_roots(data_root: str | os.PathLike[str] | None) -> list[Path]:
     roots = []
     if os.environ.get(DATA_ENV):
         roots.append(Path(os.environ[DATA_ENV]))
-    roots.append(Path.cwd().parent / "shared" / "data")
-    roots.append(Path(__file__).resolve().parents[2].parent / "shared" / "data")
+    beside_cwd = Path.cwd().parent / "shared" / "data"
+    beside_repository = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    roots.append(beside_cwd)
+    if beside_repository.resolve() != beside_cwd.resolve():  # run from the repository
+        roots.append(beside_repository)
     return roots
 
 

@@ -120,7 +120,10 @@ def read_interactions(
         ``"rating"``, ``"weight"``, ``"timestamp"``, or ``None`` to ignore the field.
         For example ``["item_id", "user_id", "rating", "timestamp"]`` for a file that
         lists the item first. By default the roles come from the header names, or by
-        position: ``user_id, item_id[, value[, timestamp]]``.
+        position: ``user_id, item_id[, value[, timestamp]]``. A header that names some
+        fields but not both the user and the item is refused (by position, the item
+        could be read as the user); one that names no field is read by position and
+        counted in the report as ``header_taken_by_position``.
     encoding : str, default="utf-8"
         Text encoding of the file.
     encoding_errors : {"strict", "replace", "skip"}, default="strict"
@@ -259,7 +262,7 @@ def _read_table(
             raise DataError(f"The file {source!r} has a header line but no data lines.")
 
     # Roles of the fields, then drop rows with the wrong number of fields.
-    roles = _resolve_roles(columns, header_fields, rows, feedback, source)
+    roles = _resolve_roles(columns, header_fields, rows, feedback, source, report)
     rows, numbers = _drop_bad_field_counts(rows, numbers, len(roles), source, sep, report)
 
     # Typed columns.
@@ -448,6 +451,7 @@ def _resolve_roles(
     rows: list[list[str]],
     feedback: Feedback | None,
     source: str,
+    report: DataReport,
 ) -> list[str | None]:
     """The role of every field position."""
     if columns is not None:
@@ -472,19 +476,9 @@ def _resolve_roles(
             roles = [r if named.count(r) == 1 else None for r in named]
             return [_value_role(r, feedback) for r in roles]
         missing = [r for r in ("user_id", "item_id") if r not in named]
-        by_position = ["user_id", "item_id", "rating", "timestamp"]
-        values = ("rating", "weight")
-        conflicts = [
-            i
-            for i, role in enumerate(named)
-            if role is not None
-            and not (
-                i < len(by_position)
-                and (role == by_position[i] or {role, by_position[i]} <= set(values))
-            )
-        ]
-        if conflicts:
-            # Taking the fields by position would silently read, say, a rating as an item.
+        if any(named):
+            # Taking the other fields by position could silently read the item as the
+            # user (``sku,customer,rating``) or a rating as an item.
             problem = (
                 f"no {' and no '.join(missing)} column"
                 if missing
@@ -496,11 +490,13 @@ def _resolve_roles(
                 "header, or say which field is which with `columns=` (e.g. "
                 "columns=['user_id', 'item_id', 'rating'])."
             )
-        _log.info(
-            "The header of %r (%r) has no recognised user and item names; fields are "
-            "taken by position.",
-            source,
-            header_fields,
+        report.add(
+            "header_taken_by_position",
+            1,
+            f"The header of {source!r} ({', '.join(header_fields)}) names no known column, "
+            "so the fields are taken by position: user, item, then rating and timestamp. "
+            "If that is wrong, say which field is which with `columns=` (e.g. "
+            "columns=['item_id', 'user_id', 'rating']).",
         )
         n_fields = len(header_fields)
     else:

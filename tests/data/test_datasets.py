@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from metarec_classic.data import DATASETS, Interactions, load_dataset, load_item_titles
-from metarec_classic.data._datasets import _detect
+from metarec_classic.data._datasets import _data_roots, _detect
 from metarec_classic.data._rda import read_rda
 from metarec_classic.exceptions import DataError, DataWarning
 
@@ -270,3 +270,10 @@ def test_movielens_titles(shared_data: Path) -> None:
     assert len(titles) == 1682
     with pytest.raises(DataError, match="No item titles are known for 'coat'"):
         load_item_titles("coat", data_root=shared_data)
+
+
+def test_each_data_root_is_searched_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("METAREC_DATA", raising=False)
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])  # the repository
+    roots = _data_roots(None)
+    assert len({root.resolve() for root in roots}) == len(roots) == 1

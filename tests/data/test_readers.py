@@ -72,11 +72,13 @@ def test_header_names_decide_column_order(tmp_path: Path) -> None:
 
 
 def test_header_detected_from_non_numeric_value_column(tmp_path: Path) -> None:
-    path = write(tmp_path, "who what score\n1 2 5\n1 3 4\n2 2 1\n")
-    data = read_interactions(path)
+    path = write(tmp_path, "who what how_much\n1 2 5\n1 3 4\n2 2 1\n")
+    with pytest.warns(DataWarning, match="names no known column, so the fields are taken by"):
+        data = read_interactions(path)
     assert data.n_interactions == 3
     assert data.user_ids.dtype == np.int64
     assert data.user_ids.tolist() == [1, 2]
+    assert data.report.counts["header_taken_by_position"] == 1
 
 
 def test_explicit_header_false_keeps_first_line(tmp_path: Path) -> None:
@@ -403,6 +405,8 @@ def test_empty_id_fields_are_dropped(tmp_path: Path) -> None:
     [
         ("user_id,rating\n1,5\n2,3\n3,4\n", "but has no item_id column"),
         ("movie,rating\n1,5\n2,3\n", "but has no user_id column"),
+        # Only the rating is named: by position the item would be read as the user.
+        ("sku,customer,rating\na,u1,5\nb,u1,3\na,u2,4\n", "names rating but has no user_id"),
         ("user,item,rating,weight\n1,2,5,1\n2,2,3,1\n", "more than one value column"),
         ("user_id,item_id,rating\n", "has a header line but no data lines"),
     ],
