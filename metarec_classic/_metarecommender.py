@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -372,11 +373,21 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         return table
 
     def save(self, folder: str | os.PathLike[str]) -> Path:
-        """Write the fitted model (arrays plus JSON, no pickle) and the choice to ``folder``."""
+        """Write the fitted model (arrays plus JSON, no pickle) and the choice to ``folder``.
+
+        A model saved in ``folder`` before is replaced, including the sub-model folders
+        it had beyond this model's (a logged note says so).
+        """
         check_is_fitted(self, "model_")
         path = Path(folder)
+        if (path / _FILE).is_file():
+            _log.info("Replacing the model saved in %r.", str(path))
         for index, model in enumerate(self.models_):
             save_recommender(model, path / _model_folder(index))
+        index = len(self.models_)
+        while (path / _model_folder(index)).is_dir():
+            shutil.rmtree(path / _model_folder(index))
+            index += 1
         segments = None
         if self.segments_ is not None:
             segments = json.loads(self.segments_.to_json(orient="records"))

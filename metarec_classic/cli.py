@@ -228,6 +228,8 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
     if out.exists() and not out.is_dir():
         raise BadInput(f"`--out` {args.out!r} is a file; give a folder for the fitted model.")
     data = _load(args)
+    if (out / "metarecommender.json").is_file():
+        print(f"metarec: replacing the model saved in {str(out)!r}.", file=sys.stderr)
     if args.trials and not args.progress:
         print(
             f"metarec: choosing, then a warm-started search of {args.trials} trials on "

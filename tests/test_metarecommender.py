@@ -311,3 +311,14 @@ def test_explain_segments_measures_what_each_segment_is_served(
                 pd.DataFrame({"user": [1, 2], "item": [1, 2]}), user_col="user", item_col="item"
             )
         )
+
+
+def test_saving_over_a_model_replaces_all_of_it(
+    segmented: MetaRecommender, fitted: MetaRecommender, tmp_path: Path
+) -> None:
+    folder = segmented.save(tmp_path / "model")
+    assert len(segmented.models_) > 1 and (folder / "model-1").is_dir()
+    fitted.save(folder)  # one model: the segmented model's other folders must go
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["model"]
+    loaded = MetaRecommender.load(folder)
+    assert loaded.segments_ is None and len(loaded.models_) == 1
