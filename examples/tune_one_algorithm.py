@@ -13,6 +13,8 @@ from metarec_classic.evaluation import evaluate
 from metarec_classic.recommenders import make_recommender
 from metarec_classic.tuning import tune
 
+if len(sys.argv) != 4 or not sys.argv[3].isdigit():
+    sys.exit("usage: python examples/tune_one_algorithm.py DATA ALGORITHM N_TRIALS")
 path, algorithm, n_trials = sys.argv[1], sys.argv[2], int(sys.argv[3])
 split = random_holdout_split(load_dataset(path), test_fraction=0.2, random_state=42)
 
