@@ -457,11 +457,10 @@ class MetaModel(BoosterParams):
         listed first. An algorithm with fewer candidates pads its rows with the index
         ``len(candidates_)``. Kept like :meth:`_encoded_candidates`.
         """
-        key = (self.candidates_, self.smoothing_neighbors)
-        cached = getattr(self, "_neighbour_cache", None)
-        if cached is not None and cached[0][0] is key[0] and cached[0][1] == key[1]:
-            return cached[1]
         k = self.smoothing_neighbors
+        cached = getattr(self, "_neighbour_cache", None)
+        if cached is not None and cached[0] is self.candidates_ and cached[1] == k:
+            return cached[2]
         out = np.full((len(self.candidates_), k), len(self.candidates_), dtype=np.int64)
         algorithms = np.array([c.algorithm for c in self.candidates_])
         for algorithm in np.unique(algorithms):
@@ -473,7 +472,7 @@ class MetaModel(BoosterParams):
             distance = np.abs(points[:, None, :] - points[None, :, :]).max(axis=2, initial=0.0)
             nearest = np.argsort(distance, axis=1, kind="stable")[:, :k]
             out[members, : nearest.shape[1]] = members[nearest]
-        self._neighbour_cache = (key, out)
+        self._neighbour_cache = (self.candidates_, k, out)
         return out
 
     def _scale_columns(self) -> list[tuple[int, int, str]]:

@@ -37,6 +37,7 @@ from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCal
 from optuna.trial import TrialState
 
 from metarec_classic.exceptions import TuningError
+from metarec_classic.tuning._storage import backend_of
 
 __all__ = [
     "DESIGN_INDEX_ATTR",
@@ -141,7 +142,7 @@ def _enqueue(
     skip: set[int],
 ) -> None:
     pending = [(index, config) for index, config in enumerate(configs) if index not in skip]
-    backend = getattr(study._storage, "_backend", study._storage)  # the cache wraps it
+    backend = backend_of(study._storage)
     if space is not None and isinstance(backend, RDBStorage):
         _insert_waiting_trials(backend, study._study_id, pending, space)
     else:
@@ -176,8 +177,8 @@ def _insert_waiting_trials(
     """Write the waiting trials of a design into a database in one transaction.
 
     ``Study.add_trial`` costs one transaction of about ten statements per trial (it reads
-    the trial back before each parameter), a third of a label trial's storage cost on
-    PostgreSQL. This writes the same rows as ``add_trial`` would, through the table
+    the trial back before each parameter), over a quarter of a label trial's storage cost
+    on PostgreSQL. This writes the same rows as ``add_trial`` would, through the table
     models of Optuna's relational storage (not a public interface: the tests compare the
     trials read back with those ``add_trial`` writes). The study row is locked as Optuna
     locks it to number new trials, so concurrent writers number theirs after these.
@@ -409,7 +410,7 @@ def heartbeats_enabled(storage: BaseStorage) -> bool:
 
 def _grace_seconds(storage: BaseStorage) -> float:
     """The storage's grace period (Optuna's rule: twice the interval when unset)."""
-    backend = getattr(storage, "_backend", storage)  # the cache keeps the database here
+    backend = backend_of(storage)
     grace = getattr(backend, "grace_period", None)
     return float(grace) if grace else 2.0 * float(storage.get_heartbeat_interval() or 1)  # type: ignore[attr-defined]
 

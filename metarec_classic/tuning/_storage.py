@@ -121,12 +121,16 @@ def storage_errors(storage: str | os.PathLike[str] | BaseStorage | None) -> Iter
         ) from err
 
 
+def backend_of(storage: BaseStorage) -> BaseStorage:
+    """The storage itself: a study wraps a database storage in a cache of Optuna's."""
+    return getattr(storage, "_backend", storage)  # type: ignore[no-any-return]
+
+
 def _describe(storage: str | os.PathLike[str] | BaseStorage | None) -> str:
     """The storage's URL or path with any password masked, else its type."""
     if isinstance(storage, (str, os.PathLike)):
         return mask_url(os.fspath(storage))
-    backend = getattr(storage, "_backend", storage)  # studies wrap databases in a cache
-    url = getattr(backend, "url", None)
+    url = getattr(backend_of(storage), "url", None) if storage is not None else None
     return mask_url(str(url)) if url else type(storage).__name__
 
 

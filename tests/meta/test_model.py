@@ -93,6 +93,9 @@ def test_rank_score_averages_the_booster_over_nearest_candidates(
     assert table.loc[table["algorithm"] == "most_popular", "rank_score"].item() == pytest.approx(
         raw[alone], abs=1e-12
     )
+    # Changing the count takes effect on the next ranking, although neighbours are kept.
+    model.smoothing_neighbors = 2
+    assert model._candidate_neighbours().shape == (len(model.candidates_), 2)
     model.smoothing_neighbors = 1
     plain = model.rank(features)
     assert sorted(plain["rank_score"]) == pytest.approx(sorted(raw), abs=1e-12)
