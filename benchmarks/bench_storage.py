@@ -245,7 +245,7 @@ def _completed(trial: FrozenTrial) -> bool:
 def run_design(
     storage: BaseStorage,
     configs: list[dict[str, Any]],
-    objective: Callable[[optuna.Trial], float],
+    objective: Callable[[optuna.trial.BaseTrial], float],
     *,
     space: dict[str, Any],
     recover: bool = False,
@@ -279,16 +279,16 @@ def run_design(
 BARE_SPACE: dict[str, Any] = {"x": FloatDistribution(0.0, 1.0)}
 
 
-def bare_objective(trial: optuna.Trial) -> float:
+def bare_objective(trial: optuna.trial.BaseTrial) -> float:
     return trial.suggest_float("x", 0.0, 1.0)
 
 
-def label_shaped_objective(algorithm: str) -> Callable[[optuna.Trial], float]:
+def label_shaped_objective(algorithm: str) -> Callable[[optuna.trial.BaseTrial], float]:
     """``make_objective``'s storage calls without the fit: suggest every parameter, record the
     fit time (a configuration that fits the data records nothing else)."""
     portfolio = Portfolio(algorithm)
 
-    def objective(trial: optuna.Trial) -> float:
+    def objective(trial: optuna.trial.BaseTrial) -> float:
         portfolio.suggest(trial)
         trial.set_user_attr(FIT_TIME_ATTR, 0.0)
         return 0.0

@@ -413,12 +413,12 @@ def _make_objective(
     users: np.ndarray,
     *,
     seed: int,
-) -> Callable[[optuna.Trial], float]:
+) -> Callable[[optuna.trial.BaseTrial], float]:
     """Fit the trial's configuration; store each user's NDCG@10 and return their mean."""
     train, validation = split
     space = get_recommender_class(algorithm).search_space()
 
-    def objective(trial: optuna.Trial) -> float:
+    def objective(trial: optuna.trial.BaseTrial) -> float:
         config = suggest_config(trial, space)
         model = make_recommender(algorithm, config, random_state=seed, n_jobs=1)
         started = time.perf_counter()

@@ -1,6 +1,7 @@
 """Optuna searches over a recommender's configuration, and the storages that hold them."""
 
 from metarec_classic.tuning._design import (
+    ClaimedTrial,
     DesignProgress,
     claim_trial,
     design_progress,
@@ -28,6 +29,7 @@ from metarec_classic.tuning._tune import (
 )
 
 __all__ = [
+    "ClaimedTrial",
     "DesignProgress",
     "Portfolio",
     "StorageError",

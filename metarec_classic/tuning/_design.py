@@ -18,8 +18,10 @@ journal file the trial of a dead worker stays RUNNING.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -31,7 +33,7 @@ from datetime import datetime
 from typing import Any
 
 import optuna
-from optuna.distributions import BaseDistribution, distribution_to_json
+from optuna.distributions import BaseDistribution, distribution_to_json, json_to_distribution
 from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
@@ -42,6 +44,7 @@ from metarec_classic.tuning._storage import backend_of
 __all__ = [
     "DESIGN_INDEX_ATTR",
     "WORKER_ATTR",
+    "ClaimedTrial",
     "DesignProgress",
     "claim_trial",
     "design_progress",
@@ -65,6 +68,8 @@ _DESIGN_STARTED_ATTR = "design_started"
 #: Seconds after which a design left half-enqueued (its process died) is completed by
 #: another process.
 ENQUEUE_GRACE = 60.0
+#: When this process first found each design study without its start time.
+_first_seen_unstarted: dict[tuple[int, str], float] = {}
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,14 @@ def open_design_study(
                 ) from None
             return study
         started = study.user_attrs.get(_DESIGN_STARTED_ATTR)
-        if started is not None and time.time() - float(started) < ENQUEUE_GRACE:
+        if started is None:
+            # Created an instant ago (its creator writes the start time next), or by a
+            # creator that died before writing it: the grace runs from when this process
+            # first saw the study so.
+            started = _first_seen_unstarted.setdefault(
+                (id(backend_of(storage)), study_name), time.time()
+            )
+        if time.time() - float(started) < ENQUEUE_GRACE:
             return None
         # The creator died while enqueuing. One process, the one that creates the repair
         # study, enqueues the design points that have no trial yet.
@@ -241,27 +253,45 @@ def _design_indices(
     }
 
 
-def claim_trial(study: optuna.Study, after: int = -1) -> optuna.Trial | None:
+@dataclass(frozen=True)
+class ClaimedTrial:
+    """A waiting trial that this process took: where it is and the configuration it holds.
+
+    ``params`` are the parameters stored with the trial and ``fixed_params`` those queued
+    through Optuna's marker (values outside the search space, retried trials); the
+    objective sees both, stored ones first.
+    """
+
+    trial_id: int
+    number: int
+    params: dict[str, Any]
+    fixed_params: dict[str, Any]
+
+
+def claim_trial(study: optuna.Study, after: int = -1) -> ClaimedTrial | None:
     """Take one waiting trial of ``study`` for this process, or ``None`` if none is left.
 
     The change from WAITING to RUNNING succeeds for exactly one process; a trial another
-    process took first is skipped. The claimed trial gets its first heartbeat at once and
-    then the user attribute ``worker`` (``host:pid``), in that order: a running trial
-    without ``worker`` may have no heartbeat, and :func:`recover_stale_trials` judges it
-    by its start time instead.
+    process took first is skipped. The claimed trial carries the user attribute
+    ``worker`` (``host:pid``) and, in a storage with heartbeats, its first heartbeat.
 
     Trials are tried in the order of their numbers, from ``after + 1``: a loop that
     passes the number of the trial it claimed last skips the trials it has already seen
-    taken (a trial never returns to WAITING). Each try reads one trial id and attempts
-    one state change, instead of reading every waiting trial whole.
+    taken (a trial never returns to WAITING).
+
+    In PostgreSQL and SQLite the claim is one transaction (state, first heartbeat,
+    worker and the trial's parameters together), so a running trial always has a
+    heartbeat to judge it by; other storages go through their public calls one by one.
     """
+    database = _direct(study._storage)
+    if database is not None:
+        return _claim_in_database(database, study._study_id, after)
     storage = study._storage
-    study_id = study._study_id
     number = after
     while True:
         number += 1
         try:
-            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
         except KeyError:  # past the last trial
             return None
         try:
@@ -271,38 +301,254 @@ def claim_trial(study: optuna.Study, after: int = -1) -> optuna.Trial | None:
             continue
         if heartbeats_enabled(storage):
             storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
-        trial = optuna.Trial(study, trial_id)
-        trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
-        return trial
+        storage.set_trial_user_attr(trial_id, WORKER_ATTR, _worker_name())
+        frozen = storage.get_trial(trial_id)
+        return ClaimedTrial(
+            trial_id=trial_id,
+            number=frozen.number,
+            params=dict(frozen.params),
+            fixed_params=dict(frozen.system_attrs.get("fixed_params", {})),
+        )
 
 
 def run_claimed_trial(
-    study: optuna.Study, trial: optuna.Trial, objective: Callable[[optuna.Trial], float]
+    study: optuna.Study,
+    claimed: ClaimedTrial,
+    objective: Callable[[optuna.trial.BaseTrial], float],
 ) -> TrialState:
     """Run ``objective`` on a claimed trial, sending heartbeats, and record its outcome.
 
-    An exception from the objective fails the trial (the objective records why); a
-    ``KeyboardInterrupt`` fails it too and is raised again.
+    The objective gets the trial's configuration as an :class:`optuna.trial.FixedTrial`:
+    it asks for parameters and sets user attributes as usual, and everything it recorded
+    is written together with the outcome (one transaction in PostgreSQL and SQLite). An
+    exception from the objective, or a NaN, fails the trial (the objective records why); a
+    ``KeyboardInterrupt`` fails it too, queues its configuration again and is raised
+    again. Returns the state recorded, FAIL also when the trial had already been failed
+    because its heartbeat stopped (its configuration then runs again elsewhere).
     """
-    with _heartbeat(study._storage, trial._trial_id):
+    trial = optuna.trial.FixedTrial(
+        {**claimed.fixed_params, **claimed.params}, number=claimed.number
+    )
+    state, value = TrialState.COMPLETE, None
+    with _heartbeats.keep_alive(study._storage, claimed.trial_id):
         try:
-            value = objective(trial)
+            value = float(objective(trial))
         except KeyboardInterrupt:
             # The configuration said nothing wrong: fail the trial and queue it again, so
             # that the next run of the build runs it.
-            study.tell(trial, state=TrialState.FAIL)
-            _queue_again(study, study._storage.get_trial(trial._trial_id))
+            if _finish(study, claimed, trial, TrialState.FAIL, None):
+                _queue_again(study, study._storage.get_trial(claimed.trial_id))
             raise
         except Exception as err:
-            _log.debug("Trial %d of %s failed: %s", trial.number, study.study_name, err)
-            study.tell(trial, state=TrialState.FAIL)
-            return TrialState.FAIL
-    # The storage's own call: Study.tell reads the trial back twice to check what this
-    # function already knows (a running trial of this study, one finite value).
-    study._storage.set_trial_state_values(
-        trial._trial_id, state=TrialState.COMPLETE, values=[float(value)]
+            _log.debug("Trial %d of %s failed: %s", claimed.number, study.study_name, err)
+            state = TrialState.FAIL
+    if value is not None and math.isnan(value):  # as Study.tell: NaN fails the trial
+        _log.debug("Trial %d of %s returned NaN.", claimed.number, study.study_name)
+        state, value = TrialState.FAIL, None
+    if not _finish(study, claimed, trial, state, value):
+        _log.warning(
+            "Trial %d of %s ran after it had been marked failed (no heartbeat for longer "
+            "than the grace period); its result is dropped and its configuration runs "
+            "again.",
+            claimed.number,
+            study.study_name,
+        )
+        return TrialState.FAIL
+    return state
+
+
+def _finish(
+    study: optuna.Study,
+    claimed: ClaimedTrial,
+    trial: optuna.trial.FixedTrial,
+    state: TrialState,
+    value: float | None,
+) -> bool:
+    """Record what the objective set and the trial's outcome; ``False`` if already finished.
+
+    Parameters the objective asked for that the trial did not store yet (values queued
+    through Optuna's marker) are stored with their distributions, as a running
+    :class:`optuna.Trial` stores them.
+    """
+    new_params = {
+        name: (trial.distributions[name], chosen)
+        for name, chosen in trial.params.items()
+        if name not in claimed.params
+    }
+    database = _direct(study._storage)
+    if database is not None:
+        return _finish_in_database(database, claimed, new_params, trial.user_attrs, state, value)
+    storage = study._storage
+    try:
+        for name, (distribution, external) in new_params.items():
+            storage.set_trial_param(
+                claimed.trial_id, name, distribution.to_internal_repr(external), distribution
+            )
+        for key, attr in trial.user_attrs.items():
+            storage.set_trial_user_attr(claimed.trial_id, key, attr)
+        storage.set_trial_state_values(
+            claimed.trial_id, state=state, values=None if value is None else [value]
+        )
+    except UpdateFinishedTrialError:
+        return False
+    return True
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# -- the same two steps in one transaction each, for database storages ----------------------
+# Optuna's relational storage spends a transaction per call (about twenty statements and six
+# commits per trial through its public calls). These write the rows its calls would write,
+# through the table models of ``optuna.storages._rdb.models`` (not a public interface: the
+# tests compare the trials read back with those Optuna's own calls leave). The statements
+# are built once: building them costs more client time than running them.
+
+
+#: Databases whose SQL the statements below are written in (ON CONFLICT, RETURNING, and an
+#: UPDATE that selects from its own table); others go through Optuna's calls.
+_DIRECT_DIALECTS = ("postgresql", "sqlite")
+
+
+def _direct(storage: BaseStorage) -> RDBStorage | None:
+    """The database storage behind ``storage`` if its trials can be written directly."""
+    backend = backend_of(storage)
+    if isinstance(backend, RDBStorage) and backend.engine.dialect.name in _DIRECT_DIALECTS:
+        return backend
+    return None
+
+
+@functools.cache
+def _statements(dialect: str) -> dict[str, Any]:
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
+
+    trials = models.TrialModel.__table__
+    params = models.TrialParamModel.__table__
+    system = models.TrialSystemAttributeModel.__table__
+    attrs = models.TrialUserAttributeModel.__table__
+    of_trial: Any = sa.bindparam("of_trial")
+    # The first waiting trial after ``after``, taken in one statement. SKIP LOCKED lets
+    # workers pass over a row another one is taking (where the database knows it); the
+    # guard on the state decides who wins where it does not.
+    first_waiting = (
+        sa.select(trials.c.trial_id)
+        .where(
+            trials.c.study_id == sa.bindparam("of_study"),
+            trials.c.state == TrialState.WAITING,
+            trials.c.number > sa.bindparam("after_number"),
+        )
+        .order_by(trials.c.number)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
     )
-    return TrialState.COMPLETE
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(attrs)
+    set_attrs = insert.on_conflict_do_update(
+        index_elements=[attrs.c.trial_id, attrs.c.key],
+        set_={"value_json": insert.excluded.value_json},
+    )
+    return {
+        "claim": sa.update(trials)
+        .where(trials.c.trial_id == first_waiting, trials.c.state == TrialState.WAITING)
+        .values(state=TrialState.RUNNING, datetime_start=sa.bindparam("now"))
+        .returning(trials.c.trial_id, trials.c.number),
+        "heartbeat": sa.insert(models.TrialHeartbeatModel.__table__),
+        "params": sa.select(
+            params.c.param_name, params.c.param_value, params.c.distribution_json
+        ).where(params.c.trial_id == of_trial),
+        "fixed_params": sa.select(system.c.value_json).where(
+            system.c.trial_id == of_trial, system.c.key == "fixed_params"
+        ),
+        "finish": sa.update(trials)
+        .where(trials.c.trial_id == of_trial, trials.c.state == TrialState.RUNNING)
+        .values(state=sa.bindparam("new_state"), datetime_complete=sa.bindparam("now")),
+        "value": sa.insert(models.TrialValueModel.__table__),
+        "param": sa.insert(params),
+        "set_attrs": set_attrs,
+    }
+
+
+def _claim_in_database(storage: RDBStorage, study_id: int, after: int) -> ClaimedTrial | None:
+    statements = _statements(storage.engine.dialect.name)
+    with storage.engine.begin() as connection:
+        row = connection.execute(
+            statements["claim"],
+            {"of_study": study_id, "after_number": after, "now": datetime.now()},
+        ).first()
+        if row is None:
+            return None
+        trial_id = int(row.trial_id)
+        if storage.heartbeat_interval is not None:
+            connection.execute(statements["heartbeat"], [{"trial_id": trial_id}])
+        # A retried trial carries the worker of the trial it repeats: replace it.
+        _set_user_attrs(connection, statements, trial_id, {WORKER_ATTR: _worker_name()})
+        params = {}
+        for name, internal, stored in connection.execute(
+            statements["params"], {"of_trial": trial_id}
+        ):
+            params[name] = json_to_distribution(stored).to_external_repr(internal)
+        fixed = connection.execute(statements["fixed_params"], {"of_trial": trial_id}).scalar()
+    return ClaimedTrial(
+        trial_id=trial_id,
+        number=int(row.number),
+        params=params,
+        fixed_params=json.loads(fixed) if fixed is not None else {},
+    )
+
+
+def _finish_in_database(
+    storage: RDBStorage,
+    claimed: ClaimedTrial,
+    new_params: Mapping[str, tuple[BaseDistribution, Any]],
+    user_attrs: Mapping[str, Any],
+    state: TrialState,
+    value: float | None,
+) -> bool:
+    from optuna.storages._rdb import models
+
+    statements = _statements(storage.engine.dialect.name)
+    trial_id = claimed.trial_id
+    with storage.engine.begin() as connection:
+        # The guarded state change comes first: it takes the row lock that stale-trial
+        # recovery also takes, so a trial is finished by one of the two, never by both.
+        won = connection.execute(
+            statements["finish"], {"of_trial": trial_id, "new_state": state, "now": datetime.now()}
+        ).rowcount
+        if not won:
+            return False
+        if value is not None:
+            stored, value_type = models.TrialValueModel.value_to_stored_repr(value)
+            row = {"trial_id": trial_id, "objective": 0, "value": stored, "value_type": value_type}
+            connection.execute(statements["value"], [row])
+        if new_params:
+            rows = [
+                {
+                    "trial_id": trial_id,
+                    "param_name": name,
+                    "param_value": distribution.to_internal_repr(external),
+                    "distribution_json": distribution_to_json(distribution),
+                }
+                for name, (distribution, external) in new_params.items()
+            ]
+            connection.execute(statements["param"], rows)
+        if user_attrs:
+            _set_user_attrs(connection, statements, trial_id, user_attrs)
+    return True
+
+
+def _set_user_attrs(
+    connection: Any, statements: dict[str, Any], trial_id: int, attrs: Mapping[str, Any]
+) -> None:
+    """Set user attributes of a trial, replacing those it has, as Optuna's call does."""
+    rows = [
+        {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+        for key, value in attrs.items()
+    ]
+    connection.execute(statements["set_attrs"], rows)
 
 
 def _queue_again(study: optuna.Study, failed: optuna.trial.FrozenTrial) -> None:
@@ -315,31 +561,16 @@ def _queue_again(study: optuna.Study, failed: optuna.trial.FrozenTrial) -> None:
 def recover_stale_trials(study: optuna.Study) -> None:
     """Fail the running trials whose process died, and enqueue each configuration again once.
 
-    A trial is stale when its heartbeat is older than the storage's grace period, or,
-    for a trial whose process died between claiming it and its first heartbeat (it has
-    no ``worker`` attribute), when it started longer ago than the grace period.
+    A trial is stale when its heartbeat is older than the storage's grace period. A
+    claimed trial has its first heartbeat from the moment it runs (both are written in
+    the claim's transaction), so a process that dies at any point leaves a trial that
+    this finds.
     """
-    storage: Any = study._storage
-    if not heartbeats_enabled(storage):
+    if not heartbeats_enabled(study._storage):
         return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
-    grace = _grace_seconds(storage)
-    now = datetime.now()
-    retry = storage.get_heartbeat_stale_trial_callback()
-    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        started = frozen.datetime_start
-        if WORKER_ATTR in frozen.user_attrs or started is None:
-            continue
-        if (now - started).total_seconds() <= grace:
-            continue
-        try:
-            won = storage.set_trial_state_values(frozen._trial_id, state=TrialState.FAIL)
-        except UpdateFinishedTrialError:
-            continue
-        if won and retry is not None:
-            retry(study, storage.get_trial(frozen._trial_id))
 
 
 def design_progress(
@@ -408,34 +639,59 @@ def heartbeats_enabled(storage: BaseStorage) -> bool:
     return callable(interval) and interval() is not None and hasattr(storage, "record_heartbeat")
 
 
-def _grace_seconds(storage: BaseStorage) -> float:
-    """The storage's grace period (Optuna's rule: twice the interval when unset)."""
-    backend = backend_of(storage)
-    grace = getattr(backend, "grace_period", None)
-    return float(grace) if grace else 2.0 * float(storage.get_heartbeat_interval() or 1)  # type: ignore[attr-defined]
+class _Heartbeats:
+    """One thread per process that keeps the heartbeats of the process's running trials fresh.
+
+    A thread per trial would cost two thread switches per trial (starting it and joining
+    it), which on a busy machine outweigh the rest of a short trial's storage cost. This
+    thread wakes every ``tick`` seconds and beats each registered trial whose last beat is
+    older than its storage's interval; the first beat is written when the trial is claimed.
+    """
+
+    tick = 0.25
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._trials: dict[tuple[int, int], tuple[Any, float, float]] = {}
+        self._thread_pid: int | None = None
+
+    @contextlib.contextmanager
+    def keep_alive(self, storage: BaseStorage, trial_id: int) -> Iterator[None]:
+        """Beat for ``trial_id`` until the block ends (nothing without heartbeats)."""
+        if not heartbeats_enabled(storage):
+            yield
+            return
+        beating: Any = storage
+        key = (id(storage), trial_id)
+        with self._lock:
+            self._trials[key] = (beating, float(beating.get_heartbeat_interval()), time.monotonic())
+            if self._thread_pid != os.getpid():  # not started yet, or a forked child
+                self._thread_pid = os.getpid()
+                threading.Thread(target=self._run, name="heartbeats", daemon=True).start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._trials.pop(key, None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.tick)
+            now = time.monotonic()
+            with self._lock:
+                due = [
+                    (key, storage, interval)
+                    for key, (storage, interval, last) in self._trials.items()
+                    if now - last >= interval
+                ]
+            for key, storage, interval in due:
+                try:
+                    storage.record_heartbeat(key[1])
+                except Exception as err:  # a lost server must not end the thread
+                    _log.warning("Could not record a heartbeat: %s", err)
+                with self._lock:
+                    if key in self._trials:
+                        self._trials[key] = (storage, interval, now)
 
 
-@contextlib.contextmanager
-def _heartbeat(storage: BaseStorage, trial_id: int) -> Iterator[None]:
-    """Record a heartbeat for ``trial_id`` now and then every interval until the block ends."""
-    if not heartbeats_enabled(storage):
-        yield
-        return
-    beating: Any = storage
-    interval = float(beating.get_heartbeat_interval() or 1)
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(interval):
-            try:
-                beating.record_heartbeat(trial_id)
-            except Exception as err:  # a lost server must not kill the trial's thread
-                _log.warning("Could not record a heartbeat: %s", err)
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+_heartbeats = _Heartbeats()

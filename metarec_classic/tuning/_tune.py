@@ -253,7 +253,7 @@ class Portfolio:
         self.joint = len(names) > 1
         self.label = "+".join(names)
 
-    def suggest(self, trial: optuna.Trial) -> tuple[str, dict[str, Any]]:
+    def suggest(self, trial: optuna.trial.BaseTrial) -> tuple[str, dict[str, Any]]:
         """Ask ``trial`` for an algorithm (in a joint search) and its configuration."""
         algorithm = (
             trial.suggest_categorical("algorithm", self.algorithms)
@@ -313,7 +313,7 @@ def make_objective(
     n_jobs: int | None = None,
     k: int = 10,
     metric: str = "ndcg",
-) -> Callable[[optuna.Trial], float]:
+) -> Callable[[optuna.trial.BaseTrial], float]:
     """The Optuna objective: fit a suggested configuration, return its validation score.
 
     Each trial records its fit time and, when the fit changed the configuration to suit
@@ -325,7 +325,7 @@ def make_objective(
     portfolio = algorithms if isinstance(algorithms, Portfolio) else Portfolio(algorithms)
     metric_key = f"{metric}@{k}"
 
-    def objective(trial: optuna.Trial) -> float:
+    def objective(trial: optuna.trial.BaseTrial) -> float:
         algorithm, config = portfolio.suggest(trial)
         model = make_recommender(algorithm, config, random_state=seed, n_jobs=n_jobs)
         started = time.perf_counter()
@@ -348,7 +348,9 @@ def make_objective(
     return objective
 
 
-def suggest_config(trial: optuna.Trial, space: dict[str, BaseDistribution]) -> dict[str, Any]:
+def suggest_config(
+    trial: optuna.trial.BaseTrial, space: dict[str, BaseDistribution]
+) -> dict[str, Any]:
     """Ask ``trial`` for one value of every distribution in ``space``."""
     config: dict[str, Any] = {}
     for name, dist in space.items():

@@ -155,6 +155,18 @@ def test_a_design_being_enqueued_right_now_is_left_alone(tmp_path) -> None:
     assert len(study.get_trials()) == 0
 
 
+def test_a_design_created_an_instant_ago_is_left_to_its_creator(tmp_path, monkeypatch) -> None:
+    storage = resolve_storage(tmp_path / "s.journal")
+    # The creator has created the study but not yet written when it began enqueuing.
+    optuna.create_study(study_name="design", storage=storage)
+    assert open_design_study(storage, "design", CONFIGS, is_label=_is_label) is None
+    assert len(optuna.load_study(study_name="design", storage=storage).get_trials()) == 0
+    # Had the creator died there, the design is completed once the grace period is over.
+    monkeypatch.setattr(design_module, "ENQUEUE_GRACE", 0.0)
+    repaired = open_design_study(storage, "design", CONFIGS, is_label=_is_label)
+    assert repaired is not None and len(repaired.get_trials()) == len(CONFIGS)
+
+
 @pytest.mark.parametrize(
     ("workers", "cpus", "expected"), [(1, 2, 2), (2, 2, 1), (4, 2, 1), (3, 8, 2), (1, 1, 1)]
 )
@@ -172,7 +184,7 @@ def test_hold_threads_sets_and_restores_the_environment(monkeypatch) -> None:
     assert "OPENBLAS_NUM_THREADS" not in os.environ
 
 
-def test_a_trial_claimed_by_a_process_that_died_before_its_heartbeat_is_retried(
+def test_a_claimed_trial_has_its_heartbeat_at_once_and_is_retried_when_it_stops(
     postgres_database, monkeypatch
 ) -> None:
     monkeypatch.setenv("METAREC_HEARTBEAT_INTERVAL", "1")
@@ -180,11 +192,12 @@ def test_a_trial_claimed_by_a_process_that_died_before_its_heartbeat_is_retried(
     storage = resolve_storage(postgres_database)
     study = open_design_study(storage, "design", CONFIGS[:1], is_label=_is_label)
     assert study is not None
-    # Claimed (WAITING -> RUNNING) but never reached its first heartbeat.
-    waiting = study.get_trials(states=(TrialState.WAITING,))[0]
-    assert storage.set_trial_state_values(waiting._trial_id, state=TrialState.RUNNING)
-    recover_stale_trials(study)
-    assert study.get_trials()[0].state == TrialState.RUNNING  # still within the grace period
+    # A process that claims the trial and dies before running it.
+    claimed = claim_trial(study)
+    assert claimed is not None
+    running = study.get_trials()[0]
+    assert running.state == TrialState.RUNNING and WORKER_ATTR in running.user_attrs
+    assert storage._get_stale_trial_ids(study._study_id) == []  # heartbeat written at claim
     time.sleep(2.5)
     recover_stale_trials(study)
     trials = study.get_trials()
@@ -192,7 +205,80 @@ def test_a_trial_claimed_by_a_process_that_died_before_its_heartbeat_is_retried(
     assert trials[1].system_attrs["failed_trial"] == 0
     assert trials[1].user_attrs[DESIGN_INDEX_ATTR] == 0
     retry = claim_trial(study)
-    assert retry is not None
-    run_claimed_trial(study, retry, _objective)
+    assert retry is not None and retry.number == 1
+    assert run_claimed_trial(study, retry, _objective) == TrialState.COMPLETE
     progress = design_progress(study, _is_label)
     assert (progress.finished, progress.retried, progress.done) == (1, 1, True)
+    # The dead process, had it come back, cannot finish the trial that was failed.
+    assert run_claimed_trial(study, claimed, _objective) == TrialState.FAIL
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.COMPLETE]
+
+
+_SPACE = {
+    "x": optuna.distributions.FloatDistribution(0.0, 1.0),
+    "kind": optuna.distributions.CategoricalDistribution(("a", "b")),
+    "n": optuna.distributions.IntDistribution(1, 100, log=True),
+}
+
+
+def _recording_objective(trial: optuna.trial.BaseTrial) -> float:
+    x = trial.suggest_float("x", 0.0, 1.0)
+    kind = trial.suggest_categorical("kind", ("a", "b"))
+    n = trial.suggest_int("n", 1, 100, log=True)
+    trial.set_user_attr("fit_time", 0.25)
+    trial.set_user_attr("effective", {"n": n, "kind": kind})
+    if kind == "b":
+        trial.set_user_attr("fail_reason", "b fails")
+        raise ValueError("b fails")
+    return x * n
+
+
+def _run_by_optuna_and_by_claims(url: str) -> tuple[list, list]:
+    """The same design run through Optuna's own calls and through claims."""
+    # One point stores its parameters, the other goes through Optuna's queue marker.
+    configs = [{"x": 0.1, "kind": "a", "n": 7}, {"x": 0.5, "kind": "b", "n": 90, "extra": 3}]
+    storage = resolve_storage(url)
+    by_optuna = optuna.create_study(study_name="by-optuna", storage=storage, direction="maximize")
+    design_module._enqueue(by_optuna, configs, _SPACE, skip=set())
+    by_optuna.optimize(_recording_objective, n_trials=len(configs), catch=(ValueError,))
+    by_claims = open_design_study(storage, "by-claims", configs, is_label=_is_label, space=_SPACE)
+    assert by_claims is not None
+    while (claimed := claim_trial(by_claims)) is not None:
+        run_claimed_trial(by_claims, claimed, _recording_objective)
+    return by_optuna.get_trials(), by_claims.get_trials()
+
+
+def _same_outcomes(expected: list, got: list) -> None:
+    assert [t.state for t in got] == [TrialState.COMPLETE, TrialState.FAIL]
+    for want, have in zip(expected, got, strict=True):
+        assert (have.number, have.state, have.values) == (want.number, want.state, want.values)
+        assert (have.params, have.distributions) == (want.params, want.distributions)
+        assert have.user_attrs.pop(WORKER_ATTR)
+        assert have.user_attrs == want.user_attrs
+        assert have.system_attrs == want.system_attrs
+        assert have.datetime_start is not None and have.datetime_complete is not None
+        assert have.datetime_start <= have.datetime_complete
+
+
+def test_claims_record_what_optunas_own_calls_record(tmp_path) -> None:
+    _same_outcomes(*_run_by_optuna_and_by_claims(str(tmp_path / "s.journal")))
+
+
+def test_claims_record_what_optunas_own_calls_record_in_sqlite(tmp_path) -> None:
+    with pytest.warns(MetarecWarning):  # SQLite is for one process
+        _same_outcomes(*_run_by_optuna_and_by_claims(f"sqlite:///{tmp_path}/s.db"))
+
+
+def test_claims_record_what_optunas_own_calls_record_in_postgres(postgres_database) -> None:
+    _same_outcomes(*_run_by_optuna_and_by_claims(postgres_database))
+
+
+def test_an_objective_returning_nan_fails_its_trial(tmp_path) -> None:
+    study = open_design_study(
+        resolve_storage(tmp_path / "s.journal"), "design", CONFIGS[:1], is_label=_is_label
+    )
+    assert study is not None
+    claimed = claim_trial(study)
+    assert claimed is not None
+    assert run_claimed_trial(study, claimed, lambda trial: float("nan")) == TrialState.FAIL
+    assert study.get_trials()[0].state == TrialState.FAIL
