@@ -125,7 +125,14 @@ def test_a_worker_killed_mid_trial_costs_one_retry_and_nothing_else(
             trials = optuna.load_study(study_name=name, storage=storage).get_trials()
         except KeyError:
             trials = []
-        running = [t for t in trials if t.state == TrialState.RUNNING and "worker" in t.user_attrs]
+        # A worker process, not the command's own process (it works too).
+        running = [
+            t
+            for t in trials
+            if t.state == TrialState.RUNNING
+            and "worker" in t.user_attrs
+            and int(t.user_attrs["worker"].rsplit(":", 1)[1]) != build.pid
+        ]
         if running:
             victim = running[0]
         else:
