@@ -169,27 +169,17 @@ def build_labels(
     monitor = _Monitor(resolved, tasks, algorithms, n_configs, enabled=show_progress)
     monitor.start()
     try:
-        if workers == 1:
-            run_worker(
-                resolved,
-                tasks,
-                algorithms=algorithms,
-                n_configs=n_configs,
-                loader=loader,
-                landmark_seconds=landmark_seconds,
-                n_threads=threads,
-            )
-        else:
-            _run_processes(
-                os.fspath(storage),  # type: ignore[arg-type]
-                tasks,
-                algorithms,
-                n_configs,
-                loader,
-                landmark_seconds,
-                workers,
-                threads,
-            )
+        _run_workers(
+            resolved,
+            os.fspath(storage) if shared else None,  # type: ignore[arg-type]
+            tasks,
+            algorithms,
+            n_configs,
+            loader,
+            landmark_seconds,
+            workers,
+            threads,
+        )
     finally:
         monitor.stop()
     with storage_errors(storage):
@@ -448,8 +438,9 @@ class _Counts:
 
 
 # -- processes -----------------------------------------------------------------------------
-def _run_processes(
-    storage: str,
+def _run_workers(
+    storage: BaseStorage,
+    url_or_path: str | None,
     tasks: Sequence[Task],
     algorithms: Sequence[str],
     n_configs: int,
@@ -458,20 +449,21 @@ def _run_processes(
     workers: int,
     threads: int,
 ) -> None:
-    """Run ``workers`` workers: this process and ``workers - 1`` worker processes.
+    """Run ``workers`` workers: this process, on ``storage``, and ``workers - 1`` processes.
 
-    This process works too, so that the build starts while the other processes are
-    still importing (about a second and a half each), and one process fewer holds the
-    data. Each other worker is a fresh interpreter running this module (not a fork, and
-    not multiprocessing's spawn, which imports the caller's main module again and so
-    needs an ``if __name__ == "__main__"`` guard in every script and fails in notebooks).
-    Its arguments arrive pickled on stdin: this is one program talking to itself.
+    The other processes open the storage at ``url_or_path`` (needed when ``workers > 1``).
+    This process works too, so that the build starts while the others are still
+    importing (about a second and a half each), and one process fewer holds the data.
+    Each other worker is a fresh interpreter running this module (not a fork, and not
+    multiprocessing's spawn, which imports the caller's main module again and so needs an
+    ``if __name__ == "__main__"`` guard in every script and fails in notebooks). Its
+    arguments arrive pickled on stdin: this is one program talking to itself.
     """
     processes = []
     with hold_threads(threads):  # the children start with these limits in their environment
         for index in range(1, workers):
             arguments = {
-                "storage": storage,
+                "storage": url_or_path,
                 "tasks": list(tasks),
                 "algorithms": list(algorithms),
                 "n_configs": n_configs,
@@ -519,7 +511,7 @@ _WORKER_COMMAND = "from metarec_classic.meta._build import _worker_main; _worker
 
 
 def _worker_main() -> None:
-    """Entry point of a worker process started by :func:`_run_processes`."""
+    """Entry point of a worker process started by :func:`_run_workers`."""
     arguments = pickle.loads(sys.stdin.buffer.read())
     storage = arguments.pop("storage")
     tasks = arguments.pop("tasks")
