@@ -39,6 +39,7 @@ from metarec_classic.data import Interactions, load_dataset
 from metarec_classic.exceptions import MetarecError, TuningError
 from metarec_classic.meta._corpus import Task, _stable_seed
 from metarec_classic.meta._labels import (
+    CUT_ATTR,
     LabelSet,
     _is_label,
     _load_study,
@@ -47,6 +48,7 @@ from metarec_classic.meta._labels import (
     _task_split,
     design_configs,
     export_labels,
+    task_caps,
 )
 from metarec_classic.recommenders import ALGORITHM_NAMES, get_recommender_class
 from metarec_classic.tuning import (
@@ -403,8 +405,16 @@ def _skipped_tasks(storage: BaseStorage, tasks: Sequence[Task]) -> set[str]:
 def _check_designs(
     storage: BaseStorage, tasks: Sequence[Task], algorithms: Sequence[str], n_configs: int
 ) -> None:
-    """Refuse to join a build whose studies hold designs of another size (``n_configs``)."""
+    """Refuse to join a build begun with other caps or another design size (``n_configs``)."""
     for task in tasks:
+        recorded = _load_study(storage, _study_name(task, "_task"))
+        caps = recorded.user_attrs.get(CUT_ATTR) if recorded is not None else None
+        if caps is not None and caps != task_caps(task):
+            raise TuningError(
+                f"The storage already holds the task {task.task_id} cut with {caps}, not "
+                f"{task_caps(task)}: rerun with the same --max-interactions and --max-items "
+                "as the build began with, or use another storage."
+            )
         for algorithm in algorithms:
             study = _load_study(storage, _study_name(task, algorithm))
             if study is None:

@@ -61,6 +61,8 @@ _STUDY_PREFIX = f"labels-v{LABELS_VERSION}"
 _TASK_ATTR = "task"
 _FEATURES_ATTR = "metafeatures"
 _SKIPPED_ATTR = "skipped"
+#: The task's caps, which its id does not name: processes of one build must agree on them.
+CUT_ATTR = "cut"
 
 
 @dataclass
@@ -267,6 +269,7 @@ def _record_task(
     study = optuna.create_study(
         study_name=_study_name(task, "_task"), storage=storage, load_if_exists=True
     )
+    study.set_user_attr(CUT_ATTR, task_caps(task))
     if split is None:
         study.set_user_attr(_SKIPPED_ATTR, True)
         return
@@ -283,6 +286,11 @@ def _record_task(
         },
     )
     study.set_user_attr(_FEATURES_ATTR, features)
+
+
+def task_caps(task: Task) -> dict[str, int]:
+    """The caps of ``task`` as recorded with it in a build's storage."""
+    return {"max_interactions": int(task.max_interactions), "max_items": int(task.max_items)}
 
 
 def _task_info(storage: BaseStorage, task: Task) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import re
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,10 @@ HEARTBEAT_GRACE = 120
 STALE_TRIAL_RETRIES = 1
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+#: A database scheme followed by something else than "://", e.g. "postgresql+psycopg2:/h".
+_BROKEN_URL = re.compile(
+    r"^(postgres|postgresql|sqlite|mysql|mariadb|oracle|mssql)[A-Za-z0-9+.-]*:?/", re.I
+)
 
 
 class StorageError(MetarecError, ConnectionError):
@@ -86,6 +91,13 @@ def resolve_storage(
         )
     if _URL.match(text):
         return _open_database(text)
+    if _BROKEN_URL.match(text):
+        scheme = re.split(r"[:/]", text, maxsplit=1)[0]  # the rest may hold a password
+        raise StorageError(
+            f"`storage` starts like a database URL ({scheme!r}) but has no '://' after its "
+            "scheme; write it as postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DATABASE "
+            "(a journal file path must not start with a database name)."
+        )
     if path.is_dir():
         raise StorageError(
             f"`storage` {text!r} is a directory; give a file path for the journal (e.g. "
@@ -146,15 +158,22 @@ def _open_database(url: str) -> RDBStorage:
         )
     kwargs: dict[str, Any] = {}
     if not url.startswith("sqlite"):
+        interval = _env_seconds("METAREC_HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL)
+        grace = _env_seconds("METAREC_HEARTBEAT_GRACE", HEARTBEAT_GRACE)
+        if grace <= interval:
+            # A live trial would be judged dead between two of its heartbeats.
+            raise StorageError(
+                f"METAREC_HEARTBEAT_GRACE ({grace} s) must be longer than "
+                f"METAREC_HEARTBEAT_INTERVAL ({interval} s), ideally at least twice as "
+                "long; fix or unset them."
+            )
         kwargs = {
-            "heartbeat_interval": _env_seconds("METAREC_HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL),
-            "grace_period": _env_seconds("METAREC_HEARTBEAT_GRACE", HEARTBEAT_GRACE),
+            "heartbeat_interval": interval,
+            "grace_period": grace,
             "heartbeat_stale_trial_callback": _retry_callback(),
         }
     try:
-        with warnings.catch_warnings():  # heartbeats are experimental in Optuna
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(url, **kwargs)
+        return _create_rdb_storage(url, kwargs)
     except ImportError as err:
         # Optuna re-raises the driver's ModuleNotFoundError as a plain ImportError, so the
         # missing module is found on the exception chain.
@@ -173,6 +192,12 @@ def _open_database(url: str) -> RDBStorage:
         # The driver's message may quote the URL, password included: keep only what
         # the masked URL shows.
         detail = _first_line(err).replace(url, masked)
+        if type(err).__name__ == "NoSuchModuleError":
+            raise StorageError(
+                f"Unknown database in {masked!r} ({detail}). Write the URL as "
+                "postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DATABASE or "
+                "sqlite:///FILE.db."
+            ) from err
         if url.startswith("sqlite"):
             raise StorageError(
                 f"Could not open the SQLite storage {url!r}: {type(err).__name__}: {detail}. "
@@ -191,6 +216,34 @@ def _open_database(url: str) -> RDBStorage:
             f"{detail}. Check that the server is running and reachable, the "
             "database exists, and the user name and password are right."
         ) from err
+
+
+def _create_rdb_storage(url: str, kwargs: dict[str, Any]) -> RDBStorage:
+    """Open ``url``, creating Optuna's tables if needed.
+
+    Processes started together on an empty database all try to create the tables; the
+    ones that lose that race get an integrity error from the server, and retrying finds
+    the tables made.
+    """
+    import sqlalchemy.exc
+
+    for attempt in range(_CREATE_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():  # heartbeats are experimental in Optuna
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, **kwargs)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as err:
+            lost_race = isinstance(err, sqlalchemy.exc.IntegrityError) or "already exists" in str(
+                err
+            )
+            if not lost_race or attempt == _CREATE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+#: How often opening an empty database is tried while other processes create its tables.
+_CREATE_ATTEMPTS = 5
 
 
 def _env_seconds(name: str, default: int) -> int:

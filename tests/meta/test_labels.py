@@ -302,3 +302,18 @@ def test_joining_a_build_with_another_design_size_is_refused(
             storage=storage,
             loader=loader,
         )
+
+
+def test_joining_a_build_with_other_caps_is_refused(
+    loader: Callable[[str], Interactions], tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from metarec_classic.exceptions import TuningError
+
+    storage = tmp_path / "labels.journal"
+    build_labels(TASKS[:1], algorithms=["pure_svd"], n_configs=2, storage=storage, loader=loader)
+    # The task id does not name the caps: the same id, cut from other data.
+    wider = replace(TASKS[0], max_interactions=TASKS[0].max_interactions + 1)
+    with pytest.raises(TuningError, match="same --max-interactions and --max-items"):
+        build_labels([wider], algorithms=["pure_svd"], n_configs=2, storage=storage, loader=loader)

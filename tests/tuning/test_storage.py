@@ -123,3 +123,40 @@ def test_an_sqlite_file_that_cannot_be_opened_names_the_folder_rule(tmp_path) ->
     url = f"sqlite:///{tmp_path / 'missing-folder' / 'trials.db'}"
     with pytest.raises(StorageError, match=r"folder must exist.*four slashes"):
         resolve_storage(url)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["postgresql+psycopg2:/user:secret@localhost/db", "postgresql+psycopg2//user:secret@h/db"],
+)
+def test_a_database_url_missing_its_slashes_is_not_taken_for_a_file(tmp_path, text) -> None:
+    with pytest.raises(StorageError, match="no '://' after") as caught:
+        resolve_storage(text)
+    assert "secret" not in str(caught.value)
+    assert not Path(text.split("/")[0]).exists()
+
+
+def test_an_unknown_database_scheme_names_the_url_form() -> None:
+    with pytest.raises(StorageError, match="Unknown database") as caught:
+        resolve_storage("postgresq+psycopg2://user:secret@localhost/db")
+    assert "secret" not in str(caught.value)
+
+
+def test_a_grace_period_shorter_than_the_heartbeat_interval_is_refused(
+    monkeypatch, postgres_database
+) -> None:
+    monkeypatch.setenv("METAREC_HEARTBEAT_INTERVAL", "30")
+    monkeypatch.setenv("METAREC_HEARTBEAT_GRACE", "5")
+    with pytest.raises(StorageError, match="must be longer than"):
+        resolve_storage(postgres_database)
+
+
+def test_processes_opening_an_empty_database_together_all_succeed(new_postgres_database) -> None:
+    # Each process creates Optuna's tables; the losers of that race must retry, not fail.
+    import subprocess
+    import sys
+
+    url = new_postgres_database()
+    code = f"from metarec_classic.tuning import resolve_storage; resolve_storage({url!r})"
+    processes = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(4)]
+    assert [process.wait(timeout=120) for process in processes] == [0, 0, 0, 0]
