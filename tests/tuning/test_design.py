@@ -188,7 +188,7 @@ def test_a_claimed_trial_has_its_heartbeat_at_once_and_is_retried_when_it_stops(
     postgres_database, monkeypatch
 ) -> None:
     monkeypatch.setenv("METAREC_HEARTBEAT_INTERVAL", "1")
-    monkeypatch.setenv("METAREC_HEARTBEAT_GRACE", "1")
+    monkeypatch.setenv("METAREC_HEARTBEAT_GRACE", "2")
     storage = resolve_storage(postgres_database)
     study = open_design_study(storage, "design", CONFIGS[:1], is_label=_is_label)
     assert study is not None
@@ -198,7 +198,7 @@ def test_a_claimed_trial_has_its_heartbeat_at_once_and_is_retried_when_it_stops(
     running = study.get_trials()[0]
     assert running.state == TrialState.RUNNING and WORKER_ATTR in running.user_attrs
     assert storage._get_stale_trial_ids(study._study_id) == []  # heartbeat written at claim
-    time.sleep(2.5)
+    time.sleep(3.5)
     recover_stale_trials(study)
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
