@@ -32,9 +32,12 @@ HEARTBEAT_GRACE = 120
 STALE_TRIAL_RETRIES = 1
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-#: A database scheme followed by something else than "://", e.g. "postgresql+psycopg2:/h".
+#: A database scheme (with or without its driver) followed by ":" or "//" but not "://",
+#: e.g. "postgresql+psycopg2:/host" or "postgresql+psycopg2//host". A folder that merely
+#: starts with such a name ("postgres-data/x.journal") is a path.
 _BROKEN_URL = re.compile(
-    r"^(postgres|postgresql|sqlite|mysql|mariadb|oracle|mssql)[A-Za-z0-9+.-]*:?/", re.I
+    r"^(postgres|postgresql|sqlite|mysql|mariadb|oracle|mssql)(\+[A-Za-z0-9_.-]+)?(:|//)",
+    re.IGNORECASE,
 )
 
 

@@ -160,3 +160,10 @@ def test_processes_opening_an_empty_database_together_all_succeed(new_postgres_d
     code = f"from metarec_classic.tuning import resolve_storage; resolve_storage({url!r})"
     processes = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(4)]
     assert [process.wait(timeout=120) for process in processes] == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("name", ["sqlite/labels.journal", "postgres-data/labels.journal"])
+def test_a_folder_named_like_a_database_is_a_journal_path(tmp_path, monkeypatch, name) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert isinstance(resolve_storage(name), JournalStorage)
+    assert (tmp_path / name).parent.is_dir()
