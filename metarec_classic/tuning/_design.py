@@ -269,7 +269,11 @@ class ClaimedTrial:
 
 
 def claim_trial(study: optuna.Study, after: int = -1) -> ClaimedTrial | None:
-    """Take one waiting trial of ``study`` for this process, or ``None`` if none is left.
+    """Take one waiting trial of ``study`` for this process, or ``None`` if it finds none.
+
+    In PostgreSQL a trial that another process is taking at that very moment is passed
+    over, so ``None`` can come while such a trial is still waiting (its taker failed);
+    a build's final pass over unfinished studies runs it.
 
     The change from WAITING to RUNNING succeeds for exactly one process; a trial another
     process took first is skipped. The claimed trial carries the user attribute
@@ -423,6 +427,7 @@ def _direct(storage: BaseStorage) -> RDBStorage | None:
 def _statements(dialect: str) -> dict[str, Any]:
     import sqlalchemy as sa
     from optuna.storages._rdb import models
+    from sqlalchemy.dialects import postgresql, sqlite
 
     trials = models.TrialModel.__table__
     params = models.TrialParamModel.__table__
@@ -444,8 +449,6 @@ def _statements(dialect: str) -> dict[str, Any]:
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    from sqlalchemy.dialects import postgresql, sqlite
-
     insert = (postgresql if dialect == "postgresql" else sqlite).insert(attrs)
     set_attrs = insert.on_conflict_do_update(
         index_elements=[attrs.c.trial_id, attrs.c.key],
