@@ -2,7 +2,8 @@
 
 Every command prints a readable summary, or one JSON document with ``--json``; progress
 bars, logs and warnings go to stderr. Exit status: 0 success, 2 bad input (data,
-arguments, storage), 1 an internal error.
+arguments, storage), 1 an internal error, 3 a corpus build that ended with configurations
+left unlabelled (the labels are still written; the warning says how to finish them).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ __all__ = ["main"]
 
 _log = logging.getLogger("metarec_classic.cli")
 
-EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_UNLABELLED = 0, 1, 2, 3
 
 
 class BadInput(MetarecError, ValueError):
@@ -109,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(result, indent=2, default=_json_default))
     else:
         print(args.formatter(result))
-    return EXIT_OK
+    return EXIT_UNLABELLED if result.get("n_unlabelled") else EXIT_OK
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -310,6 +311,12 @@ def _cmd_build_corpus(args: argparse.Namespace) -> dict[str, Any]:
     algorithms = args.algorithms or ALGORITHM_NAMES
     if args.status:
         status = build_status(args.storage, tasks, algorithms=algorithms, n_configs=args.configs)
+        if status.trials_lost:
+            print(
+                f"metarec: {status.trials_lost} configuration(s) lost: every try of them "
+                "died (out of memory?); rerun the build with --retry-lost to try them again.",
+                file=sys.stderr,
+            )
         return {"n_tasks": len(tasks), **status.to_dict()}
     threads = worker_threads(args.workers)
     print(
@@ -325,6 +332,7 @@ def _cmd_build_corpus(args: argparse.Namespace) -> dict[str, Any]:
         workers=args.workers,
         loader=load_dataset,
         show_progress=args.progress,
+        retry_lost=args.retry_lost,
     )
     result: dict[str, Any] = {"n_tasks": len(tasks), **labels.provenance}
     if args.out:
@@ -748,6 +756,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "--status",
         action="store_true",
         help="print how far the build has come (read from --storage) and exit",
+    )
+    sub.add_argument(
+        "--retry-lost",
+        action="store_true",
+        help="try once more each configuration whose every try died (its worker ran out "
+        "of memory, say); --status counts them as lost",
     )
     sub.add_argument(
         "--progress", action="store_true", help="a line per finished study and a progress bar"

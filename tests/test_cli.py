@@ -226,6 +226,35 @@ def test_build_corpus_then_train_meta(shared_data: Path, tmp_path: Path) -> None
     assert (tmp_path / "meta" / "metamodel.json").is_file()
 
 
+def test_a_build_with_a_lost_configuration_says_so_and_retries_it_on_request(
+    shared_data: Path, tmp_path: Path, lose_a_configuration
+) -> None:
+    from metarec_classic.meta import make_tasks
+
+    storage = tmp_path / "corpus.journal"
+    build = [
+        "build-corpus", "filmtrust", "--algorithms", "most_popular", "pure_svd",
+        "--configs", "2", "--cuts", "users:0.5", "--max-interactions", "3000",
+        "--storage", storage, "--json",
+    ]  # fmt: skip
+    (task,) = make_tasks([("filmtrust", "filmtrust")], plan=[("users", 0.5)], max_interactions=3000)
+    lose_a_configuration(storage, task, "pure_svd", 2)
+
+    short = run(*build)
+    assert short.returncode == 3, short.stderr
+    assert (json.loads(short.stdout)["n_unlabelled"], json.loads(short.stdout)["n_lost"]) == (1, 1)
+    assert "--retry-lost" in short.stderr
+    status = run(*build, "--status")
+    assert status.returncode == 0 and json.loads(status.stdout)["trials_lost"] == 1
+    assert "1 configuration(s) lost" in status.stderr
+
+    retried = run(*build, "--retry-lost")
+    assert retried.returncode == 0, retried.stderr
+    assert json.loads(retried.stdout)["n_unlabelled"] == 0
+    assert json.loads(retried.stdout)["n_labels"] == 1 + 2
+    assert json.loads(run(*build, "--status").stdout)["trials_lost"] == 0
+
+
 def test_users_file_that_does_not_exist_is_bad_input(model_dir: Path, tmp_path: Path) -> None:
     result = run("recommend", model_dir, "--users", tmp_path / "users.txt")
     assert result.returncode == 2

@@ -47,6 +47,7 @@ from metarec_classic.meta._labels import (
     _study_name,
     _task_split,
     design_configs,
+    design_size,
     export_labels,
     task_caps,
 )
@@ -60,6 +61,7 @@ from metarec_classic.tuning import (
     make_objective,
     open_design_study,
     recover_stale_trials,
+    requeue_lost,
     resolve_storage,
     run_claimed_trial,
     storage_errors,
@@ -81,6 +83,9 @@ class BuildStatus:
 
     ``trials_per_second`` is measured over the last ten minutes of finished trials, by
     every worker together; ``eta_seconds`` extrapolates it to the trials left.
+    ``trials_lost`` counts configurations no worker will label: every try died (see
+    :class:`~metarec_classic.tuning.DesignProgress`); the build retries them when rerun
+    with ``retry_lost=True``.
     """
 
     studies_total: int
@@ -89,6 +94,7 @@ class BuildStatus:
     trials_finished: int
     trials_running: int
     trials_retried: int
+    trials_lost: int
     trials_per_second: float
     eta_seconds: float
 
@@ -100,6 +106,7 @@ class BuildStatus:
             "trials_budget": self.trials_budget,
             "trials_running": self.trials_running,
             "trials_retried": self.trials_retried,
+            "trials_lost": self.trials_lost,
             "trials_per_second": round(self.trials_per_second, 3),
             "eta_seconds": None if math.isinf(self.eta_seconds) else round(self.eta_seconds),
         }
@@ -115,6 +122,7 @@ def build_labels(
     loader: Callable[[str], Interactions] = load_dataset,
     landmark_seconds: float = 10.0,
     show_progress: bool = False,
+    retry_lost: bool = False,
 ) -> LabelSet:
     """Run the design of every (task, algorithm) pair and return the labels.
 
@@ -143,6 +151,10 @@ def build_labels(
     show_progress : bool, default=False
         A line on stderr per finished study and a progress bar over the whole build
         (every worker on every machine), read from the storage.
+    retry_lost : bool, default=False
+        Queue once more, before the workers start, each configuration whose every try
+        died (its worker ran out of memory, say). Without it such configurations stay
+        unlabelled, and the labels' provenance and a warning count them.
 
     Returns
     -------
@@ -168,6 +180,8 @@ def build_labels(
     )
     with storage_errors(storage):
         _check_designs(resolved, tasks, algorithms, n_configs)
+        if retry_lost:
+            _retry_lost(resolved, tasks, algorithms, n_configs)
     monitor = _Monitor(resolved, tasks, algorithms, n_configs, enabled=show_progress)
     monitor.start()
     try:
@@ -280,10 +294,10 @@ def _read_status(
         if task.task_id in skipped:
             continue
         for algorithm in algorithms:
-            budget = _budget(algorithm, n_configs)
+            budget = design_size(algorithm, n_configs)
             study = _load_study(resolved, _study_name(task, algorithm))
             if study is None:
-                counts.add(DesignProgress(budget, 0, 0, 0, 0))
+                counts.add(DesignProgress(budget, 0, 0, 0, 0, 0))
                 continue
             progress = design_progress(study, _is_label)
             counts.add(replace(progress, budget=progress.budget or budget))
@@ -296,7 +310,7 @@ def _read_status(
     if len(recent) >= 2:
         span = (max(recent) - min(recent)).total_seconds()
         rate = (len(recent) - 1) / span if span > 0 else 0.0
-    left = counts.budget - counts.finished
+    left = counts.budget - counts.finished - counts.lost
     eta = 0.0 if left <= 0 else (left / rate if rate > 0 else math.inf)
     return BuildStatus(
         studies_total=counts.studies,
@@ -305,6 +319,7 @@ def _read_status(
         trials_finished=counts.finished,
         trials_running=counts.running,
         trials_retried=counts.retried,
+        trials_lost=counts.lost,
         trials_per_second=rate,
         eta_seconds=eta,
     )
@@ -319,7 +334,7 @@ def _work_on(
     n_configs: int,
 ) -> int:
     """Run waiting trials of one study until none is left; return how many ran."""
-    design = design_configs(algorithm, n_configs, seed=_stable_seed(f"{task.task_id}|{algorithm}"))
+    design = _design(task, algorithm, n_configs)
     study = open_design_study(
         storage,
         _study_name(task, algorithm),
@@ -344,6 +359,30 @@ def _work_on(
             run_claimed_trial(study, trial, objective)
             ran += 1
     return ran
+
+
+def _design(task: Task, algorithm: str, n_configs: int) -> list[dict[str, Any]]:
+    """The configurations of the (task, algorithm) study, the same in every process."""
+    return design_configs(algorithm, n_configs, seed=_stable_seed(f"{task.task_id}|{algorithm}"))
+
+
+def _retry_lost(
+    storage: BaseStorage, tasks: Sequence[Task], algorithms: Sequence[str], n_configs: int
+) -> None:
+    queued = 0
+    for task in tasks:
+        for algorithm in algorithms:
+            study = _load_study(storage, _study_name(task, algorithm))
+            if study is None:
+                continue
+            queued += requeue_lost(
+                study,
+                _design(task, algorithm, n_configs),
+                is_label=_is_label,
+                space=get_recommender_class(algorithm).search_space(),
+            )
+    if queued:
+        _log.warning("Queued %d lost configuration(s) for one more try.", queued)
 
 
 def _wait_for_others(
@@ -420,23 +459,19 @@ def _check_designs(
             if study is None:
                 continue
             size = study.user_attrs.get("design_size")
-            if size is not None and int(size) != _budget(algorithm, n_configs):
+            if size is not None and int(size) != design_size(algorithm, n_configs):
                 raise TuningError(
                     f"The storage already holds this build with {size} configurations per "
                     f"study (e.g. {task.task_id} {algorithm}), not "
-                    f"{_budget(algorithm, n_configs)}: rerun with the same configurations "
+                    f"{design_size(algorithm, n_configs)}: rerun with the same configurations "
                     "per study (--configs) as the build began with, or use another storage."
                 )
-
-
-def _budget(algorithm: str, n_configs: int) -> int:
-    return 1 if not get_recommender_class(algorithm).search_space() else max(1, n_configs)
 
 
 class _Counts:
     def __init__(self) -> None:
         self.studies = self.done = self.budget = self.finished = 0
-        self.running = self.retried = 0
+        self.running = self.retried = self.lost = 0
 
     def add(self, progress: DesignProgress) -> None:
         self.studies += 1
@@ -445,6 +480,7 @@ class _Counts:
         self.finished += min(progress.finished, progress.budget)
         self.running += progress.running
         self.retried += progress.retried
+        self.lost += progress.lost
 
 
 # -- processes -----------------------------------------------------------------------------
@@ -589,7 +625,7 @@ class _Monitor:
         for task, algorithm in self.pairs:
             name = _study_name(task, algorithm)
             if name in self._done:
-                finished += _budget(algorithm, self.n_configs)
+                finished += design_size(algorithm, self.n_configs)
                 continue
             study = _load_study(self.storage, name)
             if study is None:
@@ -598,7 +634,15 @@ class _Monitor:
                 continue
             progress = design_progress(study, _is_label)
             finished += progress.finished
-            if progress.done:
+            if progress.lost and not progress.running and not progress.waiting:
+                self._done.add(name)
+                self._bar.write(
+                    f"incomplete {task.task_id} {algorithm}: {progress.finished}/"
+                    f"{progress.budget} trials, {progress.lost} lost (every try died; "
+                    "rerun with --retry-lost)",
+                    file=sys.stderr,
+                )
+            elif progress.done:
                 self._done.add(name)
                 best = max(
                     (t.value for t in study.get_trials(deepcopy=False) if t.value is not None),
@@ -613,7 +657,7 @@ class _Monitor:
         if self._finished_at_start is None:
             self._finished_at_start = finished
         self._bar.n = len(self._done)
-        total_trials = sum(_budget(a, self.n_configs) for _, a in self.pairs)
+        total_trials = sum(design_size(a, self.n_configs) for _, a in self.pairs)
         elapsed = time.monotonic() - self._started
         rate = (finished - self._finished_at_start) / elapsed if elapsed > 0 else 0.0
         left = total_trials - finished

@@ -41,7 +41,7 @@ from metarec_classic.meta._corpus import Task, cut_task
 from metarec_classic.metafeatures import dataset_metafeatures
 from metarec_classic.recommenders import ALGORITHM_NAMES, get_recommender_class
 from metarec_classic.tuning import resolve_storage
-from metarec_classic.tuning._design import DESIGN_INDEX_ATTR
+from metarec_classic.tuning._design import DESIGN_INDEX_ATTR, design_progress
 from metarec_classic.tuning._tune import FAIL_REASON_ATTR, FIT_TIME_ATTR
 
 __all__ = [
@@ -156,6 +156,11 @@ def design_configs(algorithm: str, n_configs: int, seed: int) -> list[dict[str, 
     return configs
 
 
+def design_size(algorithm: str, n_configs: int) -> int:
+    """How many configurations :func:`design_configs` gives ``algorithm``."""
+    return 1 if not get_recommender_class(algorithm).search_space() else max(1, n_configs)
+
+
 def export_labels(
     storage: str | os.PathLike[str] | BaseStorage,
     tasks: Sequence[Task],
@@ -163,11 +168,19 @@ def export_labels(
     algorithms: Sequence[str] = ALGORITHM_NAMES,
     n_configs: int = 10,
 ) -> LabelSet:
-    """Read the labels of ``tasks`` from ``storage`` into a :class:`LabelSet`."""
+    """Read the labels of ``tasks`` from ``storage`` into a :class:`LabelSet`.
+
+    Every design point of a task the build reached should have a label. Those that have
+    none are counted in the provenance (``n_unlabelled``, of which ``n_lost``: every try
+    of the point died, see :class:`~metarec_classic.tuning.DesignProgress`) and named in
+    a warning, never dropped silently.
+    """
     resolved = resolve_storage(storage)
     assert resolved is not None
     label_rows: list[dict[str, Any]] = []
     task_rows: list[dict[str, Any]] = []
+    unlabelled: dict[str, int] = {}
+    n_lost = 0
     for task in tasks:
         info = _task_info(resolved, task)
         if info is None or info.get(_SKIPPED_ATTR):
@@ -175,8 +188,14 @@ def export_labels(
         task_rows.append({**task.to_dict(), **info["shape"], **info[_FEATURES_ATTR]})
         for algorithm in algorithms:
             study = _load_study(resolved, _study_name(task, algorithm))
+            budget = design_size(algorithm, n_configs)
             if study is None:
+                unlabelled[_study_name(task, algorithm)] = budget
                 continue
+            progress = design_progress(study, _is_label)
+            if progress.finished < budget:
+                unlabelled[study.study_name] = budget - progress.finished
+                n_lost += progress.lost
             labelled: set[Any] = set()
             for trial in study.get_trials(deepcopy=False):
                 # One label per design point: the first trial that finished it. A point
@@ -205,9 +224,23 @@ def export_labels(
         "algorithms": list(algorithms),
         "n_tasks": len(task_rows),
         "n_labels": len(label_rows),
+        "n_unlabelled": sum(unlabelled.values()),
+        "n_lost": n_lost,
         "built": time.strftime("%Y-%m-%d"),
         "versions": library_versions(),
     }
+    if unlabelled:
+        _log.warning(
+            "%d configurations in %d studies have no label (e.g. %s): %d lost, because "
+            "every try of them died (out of memory?), rerun the build with --retry-lost "
+            "(Python: retry_lost=True) to try them again; the other %d have not run yet, "
+            "rerun the build to finish them.",
+            sum(unlabelled.values()),
+            len(unlabelled),
+            next(iter(unlabelled)),
+            n_lost,
+            sum(unlabelled.values()) - n_lost,
+        )
     return LabelSet(pd.DataFrame(label_rows), pd.DataFrame(task_rows), provenance)
 
 

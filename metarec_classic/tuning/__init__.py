@@ -9,6 +9,7 @@ from metarec_classic.tuning._design import (
     hold_threads,
     open_design_study,
     recover_stale_trials,
+    requeue_lost,
     run_claimed_trial,
     worker_threads,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "open_design_study",
     "position_in_space",
     "recover_stale_trials",
+    "requeue_lost",
     "resolve_storage",
     "run_claimed_trial",
     "storage_errors",

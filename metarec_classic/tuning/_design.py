@@ -11,8 +11,12 @@ point, whatever the number of workers, and no configuration runs twice.
 A worker that dies (out of memory, ``kill -9``, a lost machine) stops sending heartbeats;
 once the grace period has passed, the next worker that looks at the study marks the trial
 failed and enqueues its configuration again, once (see
-:func:`~metarec_classic.tuning.resolve_storage`). Heartbeats need a database storage: in a
-journal file the trial of a dead worker stays RUNNING.
+:func:`~metarec_classic.tuning.resolve_storage`). Heartbeats need a database storage; in a
+journal file a worker is known dead when it ran on this host and its process is gone, so
+the trial of a dead worker on another machine stays RUNNING.
+
+A design point whose every try died has no label and nothing left to run: it is *lost*.
+:func:`design_progress` counts such points and :func:`requeue_lost` gives each one more try.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ __all__ = [
     "hold_threads",
     "open_design_study",
     "recover_stale_trials",
+    "requeue_lost",
     "run_claimed_trial",
     "worker_threads",
 ]
@@ -78,7 +83,9 @@ class DesignProgress:
 
     ``finished`` counts design points with a label (a completed trial, or one that failed
     with a recorded reason); ``retried`` counts trials whose process died and whose
-    configuration was enqueued again.
+    configuration was enqueued again; ``lost`` counts design points without a label and
+    with no trial left waiting or running: every try died (out of memory, say), so no
+    worker will label them unless :func:`requeue_lost` queues them again.
     """
 
     budget: int
@@ -86,6 +93,7 @@ class DesignProgress:
     running: int
     waiting: int
     retried: int
+    lost: int = 0
 
     @property
     def done(self) -> bool:
@@ -564,16 +572,77 @@ def _queue_again(study: optuna.Study, failed: optuna.trial.FrozenTrial) -> None:
 def recover_stale_trials(study: optuna.Study) -> None:
     """Fail the running trials whose process died, and enqueue each configuration again once.
 
-    A trial is stale when its heartbeat is older than the storage's grace period. A
-    claimed trial has its first heartbeat from the moment it runs (both are written in
-    the claim's transaction), so a process that dies at any point leaves a trial that
-    this finds.
+    With heartbeats (a database), a trial is stale when its heartbeat is older than the
+    storage's grace period. A claimed trial has its first heartbeat from the moment it
+    runs (both are written in the claim's transaction), so a process that dies at any
+    point leaves a trial that this finds. Without heartbeats (a journal file), a running
+    trial is stale when the worker that claimed it ran on this host and its process no
+    longer exists; trials of workers on other hosts are left as they are.
     """
-    if not heartbeats_enabled(study._storage):
+    if heartbeats_enabled(study._storage):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
         return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if not _died_on_this_host(trial.user_attrs.get(WORKER_ATTR)):
+            continue
+        try:
+            study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        except UpdateFinishedTrialError:
+            continue  # another process failed it first, and queued it
+        if "failed_trial" not in trial.system_attrs:  # once, as with heartbeats
+            _queue_again(study, study._storage.get_trial(trial._trial_id))
+
+
+def _died_on_this_host(worker: object) -> bool:
+    """Whether ``worker`` (``host:pid``) names a process of this host that is gone."""
+    host, _, pid = str(worker).rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists, under another user
+        return False
+    return False
+
+
+def requeue_lost(
+    study: optuna.Study,
+    configs: Sequence[dict[str, Any]],
+    *,
+    is_label: Callable[[optuna.trial.FrozenTrial], bool],
+    space: Mapping[str, BaseDistribution] | None = None,
+) -> int:
+    """Queue each lost design point of ``study`` (see :class:`DesignProgress`) once more.
+
+    ``configs`` is the study's design, as given to :func:`open_design_study`. Returns how
+    many points were queued. Two processes that call this on the same study at the same
+    moment may both queue a point; the build's export keeps one label per point.
+    """
+    lost = _lost_points(study.get_trials(deepcopy=False), is_label)
+    if lost:
+        _enqueue(study, configs, space, skip=set(range(len(configs))) - lost)
+    return len(lost)
+
+
+def _lost_points(
+    trials: Sequence[optuna.trial.FrozenTrial],
+    is_label: Callable[[optuna.trial.FrozenTrial], bool],
+) -> set[int]:
+    """Design indices with a trial, no label, and nothing waiting or running."""
+    tried: set[int] = set()
+    settled: set[int] = set()
+    for trial in trials:
+        if DESIGN_INDEX_ATTR not in trial.user_attrs:
+            continue
+        index = int(trial.user_attrs[DESIGN_INDEX_ATTR])
+        tried.add(index)
+        if is_label(trial) or trial.state in (TrialState.RUNNING, TrialState.WAITING):
+            settled.add(index)
+    return tried - settled
 
 
 def design_progress(
@@ -589,6 +658,7 @@ def design_progress(
         running=sum(t.state == TrialState.RUNNING for t in trials),
         waiting=sum(t.state == TrialState.WAITING for t in trials),
         retried=sum("failed_trial" in t.system_attrs for t in trials),
+        lost=len(_lost_points(trials, is_label)),
     )
 
 

@@ -17,6 +17,7 @@ from metarec_classic.meta import (
     LabelSet,
     Task,
     build_labels,
+    build_status,
     design_configs,
     export_labels,
     recompute_task_features,
@@ -317,3 +318,43 @@ def test_joining_a_build_with_other_caps_is_refused(
     wider = replace(TASKS[0], max_interactions=TASKS[0].max_interactions + 1)
     with pytest.raises(TuningError, match="same --max-interactions and --max-items"):
         build_labels([wider], algorithms=["pure_svd"], n_configs=2, storage=storage, loader=loader)
+
+
+def test_a_configuration_whose_every_try_died_is_counted_and_retried_on_request(
+    loader: Callable[[str], Interactions],
+    uninterrupted: LabelSet,
+    lose_a_configuration,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    storage = tmp_path / "labels.journal"
+    lose_a_configuration(storage, TASKS[0], "pure_svd", N_CONFIGS)
+    with caplog.at_level("WARNING", logger="metarec_classic"):
+        short = build_labels(
+            TASKS, algorithms=ALGORITHMS, n_configs=N_CONFIGS, storage=storage, loader=loader
+        )
+    assert (short.provenance["n_unlabelled"], short.provenance["n_lost"]) == (1, 1)
+    assert len(short.labels) == len(uninterrupted.labels) - 1
+    assert "1 configurations in 1 studies have no label" in caplog.text
+    assert "--retry-lost" in caplog.text
+    status = build_status(storage, TASKS, algorithms=ALGORITHMS, n_configs=N_CONFIGS)
+    assert status.trials_lost == 1
+    assert status.trials_finished == status.trials_budget - 1
+    assert status.eta_seconds == 0  # nothing will run: no endless wait shown
+
+    rerun = build_labels(
+        TASKS, algorithms=ALGORITHMS, n_configs=N_CONFIGS, storage=storage, loader=loader
+    )
+    assert rerun.provenance["n_lost"] == 1  # a plain rerun does not try it again
+
+    retried = build_labels(
+        TASKS,
+        algorithms=ALGORITHMS,
+        n_configs=N_CONFIGS,
+        storage=storage,
+        loader=loader,
+        retry_lost=True,
+    )
+    assert (retried.provenance["n_unlabelled"], retried.provenance["n_lost"]) == (0, 0)
+    pd.testing.assert_frame_equal(_sorted(retried), _sorted(uninterrupted))
+    assert uninterrupted.provenance["n_unlabelled"] == 0

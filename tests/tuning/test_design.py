@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import time
 
 import optuna
@@ -17,6 +20,7 @@ from metarec_classic.tuning import (
     hold_threads,
     open_design_study,
     recover_stale_trials,
+    requeue_lost,
     resolve_storage,
     run_claimed_trial,
     worker_threads,
@@ -282,3 +286,45 @@ def test_an_objective_returning_nan_fails_its_trial(tmp_path) -> None:
     assert claimed is not None
     assert run_claimed_trial(study, claimed, lambda trial: float("nan")) == TrialState.FAIL
     assert study.get_trials()[0].state == TrialState.FAIL
+
+
+def _dead_worker() -> str:
+    """The ``worker`` name of a process of this host that has ended."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return f"{socket.gethostname()}:{process.pid}"
+
+
+def _claim_as(study: optuna.Study, worker: str) -> None:
+    claimed = claim_trial(study)
+    assert claimed is not None
+    study._storage.set_trial_user_attr(claimed.trial_id, WORKER_ATTR, worker)
+
+
+def test_a_journal_trial_of_a_dead_local_worker_is_retried_once_then_lost(tmp_path) -> None:
+    storage = resolve_storage(tmp_path / "s.journal")
+    study = open_design_study(storage, "design", CONFIGS[:3], is_label=_is_label)
+    assert study is not None
+    _claim_as(study, _dead_worker())  # point 0: its process is gone
+    _claim_as(study, f"{socket.gethostname()}:{os.getpid()}")  # point 1: this live process
+    _claim_as(study, "another-host.example:1")  # point 2: cannot be judged from here
+    recover_stale_trials(study)
+    states = [t.state for t in study.get_trials()]
+    assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING, TrialState.WAITING]
+    retry = study.get_trials()[3]
+    assert retry.user_attrs[DESIGN_INDEX_ATTR] == 0 and retry.system_attrs["failed_trial"] == 0
+    assert design_progress(study, _is_label).lost == 0
+
+    _claim_as(study, _dead_worker())  # the retry dies too: no third try
+    recover_stale_trials(study)
+    assert [t.state for t in study.get_trials()][3:] == [TrialState.FAIL]
+    progress = design_progress(study, _is_label)
+    assert (progress.lost, progress.retried, progress.waiting) == (1, 1, 0)
+
+    assert requeue_lost(study, CONFIGS[:3], is_label=_is_label) == 1
+    again = study.get_trials()[-1]
+    assert again.state == TrialState.WAITING and again.user_attrs[DESIGN_INDEX_ATTR] == 0
+    assert design_progress(study, _is_label).lost == 0
+    assert requeue_lost(study, CONFIGS[:3], is_label=_is_label) == 0  # nothing lost now
+    claimed = claim_trial(study)
+    assert claimed is not None and {**claimed.fixed_params, **claimed.params} == {"x": 0.1}
