@@ -467,8 +467,9 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
     def _choose_segments(self, interactions: Interactions) -> list[tuple[str, dict[str, Any]]]:
         """Choose per segment; return the distinct (algorithm, config) pairs to fit.
 
-        The dataset-level choice comes first. Another algorithm takes the configuration
-        the meta-model ranks highest for it on this data.
+        The dataset-level choice comes first. Another algorithm takes its best
+        configuration of the search when the search tried it, else the configuration the
+        meta-model ranks highest for it on this data.
         """
         features = user_metafeatures(interactions, random_state=self.random_state)
         user_model = self._user_meta_model()
@@ -496,6 +497,8 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         top_config = {
             row.algorithm: dict(row.config) for row in self.selection_.algorithms().itertuples()
         }
+        if self.tuning_ is not None:
+            top_config.update(self.tuning_.best_configs)
         choices: list[tuple[str, dict[str, Any]]] = [(self.algorithm_, self.config_)]
         rows: list[dict[str, Any]] = []
         for pick in picks:

@@ -180,9 +180,9 @@ def test_edited_recommender_parameters_are_refused(fitted: MetaRecommender, tmp_
 
 
 # -- per-segment choice ------------------------------------------------------------------------
-def _segment_user_model(algorithms: tuple[str, ...]) -> object:
+def _segment_user_model(algorithms: tuple[str, ...], light: str = "most_popular") -> object:
     """A per-user meta-model trained on synthetic labels in which heavy users do best with
-    pure_svd (a factorisation) and light users with most_popular; the rest score a flat
+    pure_svd (a factorisation) and light users with ``light``; the rest score a flat
     0.15 whatever the user."""
     from metarec_classic.meta import UserMetaModel
     from metarec_classic.metafeatures import USER_FEATURE_NAMES, dataset_feature_names
@@ -200,7 +200,7 @@ def _segment_user_model(algorithms: tuple[str, ...]) -> object:
         features["user_activity.n_interactions_log"] = np.log1p(n)
         users.append(features.assign(task_id=task_id, user_index=np.arange(300)))
         share = np.log1p(n) / np.log1p(250)
-        truth = {"pure_svd": 0.45 * share, "most_popular": 0.4 - 0.35 * share}
+        truth = {"pure_svd": 0.45 * share, light: 0.4 - 0.35 * share}
         for algorithm in algorithms:
             value = truth.get(algorithm, np.full(300, 0.15))
             scores.append(
@@ -266,6 +266,28 @@ def test_each_user_gets_the_lists_of_their_segments_model(
     assert serving["segment"].tolist() == ["5-19", "100+", "no history"]
     assert serving["algorithm"].tolist() == ["most_popular", "pure_svd", "most_popular"]
     pd.testing.assert_frame_equal(serving, segmented.serving([*users, "nobody"]))
+
+
+def test_after_a_search_each_segments_algorithm_takes_its_searched_configuration(
+    string_data: Interactions, tiny_meta_model: MetaModel
+) -> None:
+    # Light users are best served by item-kNN, which the search tries but does not choose.
+    user_model = _segment_user_model(tuple(tiny_meta_model.algorithms_), light="itemknn")
+    rec = MetaRecommender(
+        tiny_meta_model,
+        segments="activity",
+        user_meta_model=user_model,
+        min_segment_size=5,
+        n_trials=6,
+    ).fit(string_data)
+    assert rec.tuning_ is not None and rec.algorithm_ != "itemknn"
+    table = rec.explain_segments().set_index("segment")
+    assert table.loc["5-19", "algorithm"] == "itemknn"
+    assert json.loads(table.loc["5-19", "config"]) == rec.tuning_.best_configs["itemknn"]
+    knn = next(m for m in rec.models_ if type(m).name == "itemknn")
+    assert {k: knn.get_params()[k] for k in rec.tuning_.best_configs["itemknn"]} == (
+        rec.tuning_.best_configs["itemknn"]
+    )
 
 
 def test_segments_must_be_a_known_mode(string_data: Interactions) -> None:

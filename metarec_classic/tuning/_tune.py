@@ -61,6 +61,9 @@ class TuningResult:
         Name of the Optuna study (to resume it or inspect it).
     study : optuna.Study
         The study itself.
+    best_configs : dict of str to dict
+        Per algorithm with a completed trial, the configuration of its best one (what
+        the search learned about the algorithms it did not choose).
     """
 
     algorithm: str
@@ -71,6 +74,7 @@ class TuningResult:
     trials: pd.DataFrame
     study_name: str
     study: optuna.Study = field(repr=False)
+    best_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def n_complete(self) -> int:
@@ -214,6 +218,12 @@ def tune(
         )
     best = study.best_trial
     best_algorithm, best_config = portfolio.decode(best.params)
+    best_configs: dict[str, dict[str, Any]] = {}
+    # Completed trials, best first; ties keep the earlier trial, as ``best_trial`` does.
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    for trial in sorted(completed, key=lambda t: (-float(t.value or 0.0), t.number)):
+        algorithm, config = portfolio.decode(trial.params)
+        best_configs.setdefault(algorithm, config)
     _log.info(
         "Tuned %s: best %s@%d %.4f (%s) after %d trials (%d failed).",
         portfolio.label,
@@ -233,6 +243,7 @@ def tune(
         trials=trials,
         study_name=name,
         study=study,
+        best_configs=best_configs,
     )
 
 

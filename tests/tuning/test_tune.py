@@ -175,6 +175,19 @@ def test_joint_search_decodes_algorithm_and_config(train: Interactions) -> None:
     ]
 
 
+def test_joint_search_keeps_each_algorithms_best_configuration(train: Interactions) -> None:
+    result = tune(["most_popular", "pure_svd"], train, n_trials=6, seed=0)
+    assert set(result.best_configs) == {"most_popular", "pure_svd"}
+    assert result.best_configs[result.best_algorithm] == result.best_config
+    done = result.trials[result.trials["state"] == "COMPLETE"]
+    svd = done[done["config.algorithm"] == "pure_svd"]
+    best_svd = svd.loc[svd["score"].idxmax()]
+    assert result.best_configs["pure_svd"] == {
+        "n_factors": best_svd["config.pure_svd.n_factors"],
+        "n_iter": best_svd["config.pure_svd.n_iter"],
+    }
+
+
 def test_joint_search_picks_the_enqueued_winner(
     train: Interactions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
