@@ -9,6 +9,7 @@ left unlabelled (the labels are still written; the warning says how to finish th
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import math
@@ -51,7 +52,7 @@ from metarec_classic.meta import (
     make_tasks,
 )
 from metarec_classic.recommenders import ALGORITHM_NAMES, make_recommender
-from metarec_classic.tuning import tune, worker_threads
+from metarec_classic.tuning import tune
 
 __all__ = ["main"]
 
@@ -74,13 +75,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     warnings.simplefilter("default")
-    warnings.showwarning = _show_warning
+    # Commands that read a data file take its reading options as flags; the others (a
+    # build reads each known dataset by its own documented rules) have none to suggest.
+    reads_files = bool(getattr(args, "reads_files", False))
+    warnings.showwarning = functools.partial(_show_warning, reads_files=reads_files)
     try:
         result = args.handler(args)
     except (MetarecError, ValueError, TypeError, FileNotFoundError, KeyError) as err:
         if args.debug:  # the traceback, and still the exit status of bad input
             traceback.print_exc()
-        print(f"metarec: error: {_message(err)}", file=sys.stderr)
+        print(f"metarec: error: {_message(err, reads_files)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         storage = getattr(args, "storage", None)
@@ -318,10 +322,11 @@ def _cmd_build_corpus(args: argparse.Namespace) -> dict[str, Any]:
                 file=sys.stderr,
             )
         return {"n_tasks": len(tasks), **status.to_dict()}
-    threads = worker_threads(args.workers)
+    cores = os.cpu_count() or 1
     print(
-        f"metarec: {args.workers} worker(s) x {threads} thread(s) each "
-        f"(BLAS, OpenMP and model threads) on {os.cpu_count() or 1} core(s)",
+        f"metarec: {args.workers} worker process(es) on {cores} core(s); every fit of a "
+        "build uses one thread, so that no label depends on the number of workers"
+        + (f" (--workers {cores} uses every core)" if args.workers < cores else ""),
         file=sys.stderr,
     )
     labels = build_labels(
@@ -386,9 +391,12 @@ def _show_warning(
     lineno: int,
     file: Any = None,
     line: str | None = None,
+    *,
+    reads_files: bool = True,
 ) -> None:
     """Warnings as one line for people at a terminal, without source file and code."""
-    print(f"metarec: warning: {_for_command_line(str(message))}", file=sys.stderr)
+    text = _for_command_line(str(message)) if reads_files else str(message)
+    print(f"metarec: warning: {text}", file=sys.stderr)
 
 
 def _predicted(rec: MetaRecommender) -> float:
@@ -553,9 +561,10 @@ def _for_command_line(text: str) -> str:
     return f"{text} On the command line: {'; '.join(flags)}."
 
 
-def _message(err: BaseException) -> str:
+def _message(err: BaseException, reads_files: bool = True) -> str:
     text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-    return _for_command_line(text or type(err).__name__)
+    text = text or type(err).__name__
+    return _for_command_line(text) if reads_files else text
 
 
 def _json_default(value: Any) -> Any:
@@ -596,7 +605,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, handler: Callable[..., Any], help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.set_defaults(handler=handler, formatter=_format_mapping)
+        sub.set_defaults(handler=handler, formatter=_format_mapping, reads_files=True)
         sub.add_argument(
             "data",
             nargs="?",

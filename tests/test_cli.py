@@ -255,6 +255,54 @@ def test_a_build_with_a_lost_configuration_says_so_and_retries_it_on_request(
     assert json.loads(run(*build, "--status").stdout)["trials_lost"] == 0
 
 
+def test_sigterm_stops_every_worker_and_queues_their_trials_again(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    import optuna
+    from optuna.trial import TrialState
+
+    from metarec_classic.tuning import resolve_storage
+
+    storage = tmp_path / "corpus.journal"
+    # Trials of about a second (EASE on 3000 items), so that the signal lands inside one.
+    build = [
+        _executable(), "build-corpus", "lastfm-hetrec-2k", "--storage", str(storage),
+        "--workers", "2", "--algorithms", "ease", "--configs", "6",
+        "--cuts", "popular:3000", "--max-interactions", "30000",
+    ]  # fmt: skip
+    process = subprocess.Popen(build, stderr=subprocess.PIPE, text=True)
+    name = "labels-v1|lastfm-hetrec-2k/popular-3000/s0|ease"
+    workers: set[str] = set()
+    deadline = time.monotonic() + 120
+    while len(workers) < 2 and time.monotonic() < deadline:  # the command and its worker
+        try:
+            trials = optuna.load_study(study_name=name, storage=resolve_storage(storage)).trials
+        except KeyError:
+            trials = []
+        workers = {t.user_attrs["worker"] for t in trials if t.state == TrialState.RUNNING}
+        time.sleep(0.05)
+    assert len(workers) == 2, "two workers did not start trials within two minutes"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "rerun the same command to resume" in stderr
+    assert "still running" not in stderr
+    for worker in workers:  # no worker outlives the command
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(worker.rsplit(":", 1)[1]), 0)
+    trials = optuna.load_study(study_name=name, storage=resolve_storage(storage)).trials
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+    rerun = run(*build[1:])
+    assert rerun.returncode == 0, rerun.stderr
+    trials = optuna.load_study(study_name=name, storage=resolve_storage(storage)).trials
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert sorted(t.user_attrs["design_index"] for t in complete) == list(range(6))
+
+
 def test_users_file_that_does_not_exist_is_bad_input(model_dir: Path, tmp_path: Path) -> None:
     result = run("recommend", model_dir, "--users", tmp_path / "users.txt")
     assert result.returncode == 2

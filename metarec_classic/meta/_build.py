@@ -18,15 +18,18 @@ the cores through its workers; run as many workers as cores.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,7 +39,7 @@ from optuna.storages import BaseStorage, InMemoryStorage
 from optuna.trial import TrialState
 
 from metarec_classic.data import Interactions, load_dataset
-from metarec_classic.exceptions import MetarecError, TuningError
+from metarec_classic.exceptions import MetarecError, MetarecWarning, TuningError
 from metarec_classic.meta._corpus import Task, _stable_seed
 from metarec_classic.meta._labels import (
     CUT_ATTR,
@@ -173,10 +176,11 @@ def build_labels(
         resolved = InMemoryStorage()
     threads = worker_threads(workers)
     _log.info(
-        "Building labels with %d worker(s) x %d thread(s) on %d core(s).",
+        "Building labels with %d worker(s) on %d core(s); each fit uses one thread, the "
+        "meta-features %d.",
         workers,
-        threads,
         os.cpu_count() or 1,
+        threads,
     )
     with storage_errors(storage):
         _check_designs(resolved, tasks, algorithms, n_configs)
@@ -527,21 +531,28 @@ def _run_workers(
             process.stdin.close()
             processes.append(process)
     try:
-        run_worker(
-            storage,
-            tasks,
-            algorithms=algorithms,
-            n_configs=n_configs,
-            loader=loader,
-            landmark_seconds=landmark_seconds,
-            n_threads=threads,
-            worker_index=0,
-            n_workers=workers,
-        )
-        codes = [process.wait() for process in processes]
-    except BaseException:  # an error here, or Ctrl-C: the other workers stop with it
+        with _terminate_as_interrupt():
+            run_worker(
+                storage,
+                tasks,
+                algorithms=algorithms,
+                n_configs=n_configs,
+                loader=loader,
+                landmark_seconds=landmark_seconds,
+                n_threads=threads,
+                worker_index=0,
+                n_workers=workers,
+            )
+            codes = [process.wait() for process in processes]
+    except BaseException:  # an error here, Ctrl-C or SIGTERM: the other workers stop with it
         for process in processes:
             process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=_STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         raise
     failed = [(index, code) for index, code in enumerate(codes, start=1) if code != 0]
     if failed:
@@ -554,18 +565,48 @@ def _run_workers(
 
 
 _WORKER_COMMAND = "from metarec_classic.meta._build import _worker_main; _worker_main()"
+#: Seconds a stopped worker gets to hand back its trial before it is killed.
+_STOP_SECONDS = 10.0
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM as Ctrl-C while inside: the running trial is queued again, not lost.
+
+    Without this, ``kill`` (or a scheduler stopping the job) ends the process at once:
+    its trial stays running until it is recovered as stale, which spends its one retry.
+    Signal handlers can only be set from the main thread; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _worker_main() -> None:
     """Entry point of a worker process started by :func:`_run_workers`."""
+    # The command's own process works through the same tasks on the same storage, so it
+    # has shown these warnings (about the data read, the storage) once already.
+    warnings.simplefilter("ignore", MetarecWarning)
     arguments = pickle.loads(sys.stdin.buffer.read())
     storage = arguments.pop("storage")
     tasks = arguments.pop("tasks")
     try:
-        run_worker(storage, tasks, **arguments)
+        with _terminate_as_interrupt():
+            run_worker(storage, tasks, **arguments)
     except MetarecError as err:  # an error for the user, not a traceback
         sys.stderr.write(f"metarec worker {os.getpid()}: {err}\n")
         sys.exit(1)
+    except KeyboardInterrupt:  # stopped by the command (or Ctrl-C): its trial is queued again
+        sys.exit(130)
 
 
 # -- progress ------------------------------------------------------------------------------
