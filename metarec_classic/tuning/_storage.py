@@ -106,8 +106,21 @@ def resolve_storage(
             f"`storage` {text!r} is a directory; give a file path for the journal (e.g. "
             f"{str(path / 'studies.journal')!r}) or a database URL."
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(path)))
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise StorageError(
+            f"Cannot create the journal file {text!r}: {str(blocking)!r} is a file, not a "
+            "folder. Give a path in a folder you can write to, or a database URL."
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    except OSError as err:
+        raise StorageError(
+            f"Cannot create or open the journal file {text!r}: {err.strerror or err} "
+            f"({err.filename or path}). Give a path in a folder you can write to, or a "
+            "database URL."
+        ) from err
 
 
 @contextlib.contextmanager

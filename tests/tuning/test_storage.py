@@ -57,6 +57,23 @@ def test_directory_is_refused_with_the_fix(tmp_path: Path) -> None:
     assert isinstance(info.value, MetarecError)
 
 
+def test_a_journal_path_under_a_file_is_refused_with_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    with pytest.raises(StorageError, match=r"'.*notes\.txt' is a file, not a folder"):
+        resolve_storage(tmp_path / "notes.txt" / "studies.journal")
+
+
+def test_a_journal_that_cannot_be_written_is_refused_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(tmp_path / "locked"))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    with pytest.raises(StorageError, match=r"Permission denied .* folder you can write to"):
+        resolve_storage(tmp_path / "locked" / "studies.journal")
+
+
 def test_sqlite_url_warns_that_it_is_for_one_process(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     with pytest.warns(MetarecWarning, match="SQLite storage .* one process; use PostgreSQL"):
