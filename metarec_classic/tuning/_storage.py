@@ -141,12 +141,29 @@ def storage_errors(storage: str | os.PathLike[str] | BaseStorage | None) -> Iter
         if cause is None or not type(cause).__module__.startswith(("sqlalchemy", "psycopg")):
             raise
         where = _describe(storage)
+        detail = _first_line(cause)
+        check = (
+            _PRIVILEGES_HINT
+            if _lacks_privileges(detail)
+            else ("Check that the database server is running and reachable")
+        )
         raise StorageError(
-            f"Lost the storage {where!r}: {type(cause).__name__}: {_first_line(cause)}. Check "
-            "that "
-            "the database server is running and reachable, then rerun the same command: "
-            "finished trials are kept and the work resumes where it stopped."
+            f"Lost the storage {where!r}: {type(cause).__name__}: {detail}. {check}, then "
+            "rerun the same command: finished trials are kept and the work resumes where it "
+            "stopped."
         ) from err
+
+
+#: What to do when the database refuses the user (PostgreSQL: "permission denied for ...").
+_PRIVILEGES_HINT = (
+    "The database user lacks privileges: Optuna creates its tables on first use and then "
+    "reads and writes them, so connect as the database's owner or grant the user those "
+    "rights (e.g. GRANT ALL ON SCHEMA public TO the_user, as the owner)"
+)
+
+
+def _lacks_privileges(detail: str) -> bool:
+    return "permission denied" in detail.lower()
 
 
 def backend_of(storage: BaseStorage) -> BaseStorage:
@@ -227,10 +244,14 @@ def _open_database(url: str) -> RDBStorage:
                 "postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DATABASE and percent-encode "
                 "special characters in the password (@ as %40, : as %3A, / as %2F)"
             )
+        check = (
+            _PRIVILEGES_HINT
+            if _lacks_privileges(detail)
+            else "Check that the server is running and reachable, the database exists, and "
+            "the user name and password are right"
+        )
         raise StorageError(
-            f"Could not open the storage {masked!r}: {type(err).__name__}: "
-            f"{detail}. Check that the server is running and reachable, the "
-            "database exists, and the user name and password are right."
+            f"Could not open the storage {masked!r}: {type(err).__name__}: {detail}. {check}."
         ) from err
 
 

@@ -184,3 +184,32 @@ def test_a_folder_named_like_a_database_is_a_journal_path(tmp_path, monkeypatch,
     monkeypatch.chdir(tmp_path)
     assert isinstance(resolve_storage(name), JournalStorage)
     assert (tmp_path / name).parent.is_dir()
+
+
+def test_a_user_without_privileges_is_told_so_not_to_check_the_server(
+    postgres_database: str,
+) -> None:
+    import uuid
+
+    import sqlalchemy
+    from sqlalchemy.engine import make_url
+
+    # A login role that may connect but not create tables in the public schema (the
+    # default since PostgreSQL 15).
+    role = f"reader_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(postgres_database, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE ROLE {role} LOGIN PASSWORD 'secret'"))
+        connection.execute(sqlalchemy.text("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))
+    url = make_url(postgres_database).set(username=role, password="secret")
+    text = url.render_as_string(hide_password=False)
+    try:
+        with pytest.raises(StorageError, match="lacks privileges") as info:
+            resolve_storage(text)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f"DROP ROLE {role}"))
+        admin.dispose()
+    message = str(info.value)
+    assert "permission denied" in message and "GRANT" in message
+    assert "server is running" not in message and "secret" not in message
