@@ -109,6 +109,11 @@ def main() -> int:
         action="store_true",
         help="with --export: compute the tasks' meta-features again (no search is rerun)",
     )
+    parser.add_argument(
+        "--retry-lost",
+        action="store_true",
+        help="try once more each configuration (or per-user pair) whose every try died",
+    )
     parser.add_argument("--labels-out", type=Path, default=shipped_labels_path())
     parser.add_argument("--model-out", type=Path, default=pretrained_path())
     args = parser.parse_args()
@@ -142,7 +147,11 @@ def main() -> int:
     if args.user_labels:
         labels = complete_tasks_only(export_labels(args.storage, tasks, n_configs=N_CONFIGS))
         user_labels = build_user_labels(
-            labels, tasks, storage=args.user_storage, users_per_task=USERS_PER_TASK
+            labels,
+            tasks,
+            storage=args.user_storage,
+            users_per_task=USERS_PER_TASK,
+            retry_lost=args.retry_lost,
         )
         print(
             f"per-user labels: {len(user_labels.scores)} from {len(user_labels.users)} users "
@@ -159,6 +168,7 @@ def main() -> int:
         workers=args.workers,
         loader=load_dataset,
         show_progress=True,
+        retry_lost=args.retry_lost,
     )
     print(
         f"{len(tasks)} tasks labelled by {args.workers} workers in "

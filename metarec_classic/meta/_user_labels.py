@@ -54,6 +54,7 @@ from metarec_classic.tuning import (
     hold_threads,
     open_design_study,
     recover_stale_trials,
+    requeue_lost,
     resolve_storage,
     run_claimed_trial,
     storage_errors,
@@ -190,6 +191,7 @@ def build_user_labels(
     loader: Callable[[str], Interactions] = load_dataset,
     users_per_task: int = 200,
     algorithms: Sequence[str] | None = None,
+    retry_lost: bool = False,
 ) -> UserLabelSet:
     """Score each algorithm's best configuration on a sample of each task's users.
 
@@ -216,12 +218,17 @@ def build_user_labels(
         Largest number of users sampled per task.
     algorithms : sequence of str, optional
         Algorithms to score; default every algorithm with a completed label on the task.
+    retry_lost : bool, default=False
+        Try once more each pair whose every try died (see
+        :class:`~metarec_classic.tuning.DesignProgress`); without it such pairs stay
+        unscored, and the provenance (``n_unscored``) and a warning count them.
 
     Returns
     -------
     UserLabelSet
         What the storage holds once this process has no work left. A pair another
-        process is still fitting is missing; :func:`export_user_labels` reads it later.
+        process is still fitting is missing (counted as unscored);
+        :func:`export_user_labels` reads it later.
     """
     _check_size(users_per_task)
     best = _best_configs(labels, algorithms)
@@ -245,7 +252,7 @@ def build_user_labels(
                     )
                 users = _record_users(resolved, task, split, users_per_task)
                 for algorithm, config in configs.items():
-                    _work_on(resolved, task, algorithm, config, split, users)
+                    _work_on(resolved, task, algorithm, config, split, users, retry_lost)
     finally:
         optuna.logging.set_verbosity(previous_level)
     with storage_errors(storage):
@@ -383,12 +390,15 @@ def _work_on(
     config: dict[str, Any],
     split: tuple[Interactions, Interactions],
     users: np.ndarray,
+    retry_lost: bool = False,
 ) -> int:
     """Run the pair's single trial if it is still waiting; return how many trials ran."""
     study = open_design_study(storage, _study_name(task, algorithm), [config], is_label=_is_label)
     if study is None:  # another process is enqueuing it right now
         return 0
     recover_stale_trials(study)
+    if retry_lost:
+        requeue_lost(study, [config], is_label=_is_label)
     ran = 0
     last = -1
     while (trial := claim_trial(study, after=last)) is not None:
@@ -452,9 +462,11 @@ def _export(
     user_frames: list[pd.DataFrame] = []
     score_frames: list[pd.DataFrame] = []
     failed: list[dict[str, str]] = []
+    unscored: list[str] = []
     for task in order:
         info = _users_info(storage, task, users_per_task)
         if info is None:
+            unscored.extend(f"{task.task_id} {a}" for a in best.get(task.task_id, {}))
             continue
         users = np.asarray(info[_USERS_ATTR], dtype=np.int64)
         frame = pd.DataFrame({"task_id": task.task_id, "user_index": users})
@@ -465,6 +477,7 @@ def _export(
         for algorithm, config in best.get(task.task_id, {}).items():
             trial = _finished_trial(storage, task, algorithm)
             if trial is None:
+                unscored.append(f"{task.task_id} {algorithm}")
                 continue
             if _config_key(trial.params) != _config_key(config):
                 raise ValueError(
@@ -497,12 +510,21 @@ def _export(
         "n_users": len(users_table),
         "n_scores": len(scores),
         "failed": failed,
+        "n_unscored": len(unscored),
         "labels": {
             key: labels.provenance.get(key) for key in ("labels_version", "n_configs", "built")
         },
         "built": time.strftime("%Y-%m-%d"),
         "versions": library_versions(),
     }
+    if unscored:
+        _log.warning(
+            "%d (task, algorithm) pairs have no per-user scores (e.g. %s): not run yet, or "
+            "every try died (out of memory?); rerun the build to finish them, with "
+            "retry_lost=True for the ones whose tries died.",
+            len(unscored),
+            unscored[0],
+        )
     return UserLabelSet(users_table, scores, provenance)
 
 

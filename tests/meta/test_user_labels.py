@@ -219,12 +219,15 @@ def test_interrupted_build_resumes_to_the_same_user_labels_without_rerunning(
     monkeypatch.setattr(PureSVDRecommender, "_fit", original)
     partial = export_user_labels(storage, labels, tiny_tasks, users_per_task=USERS_PER_TASK)
     assert set(partial.scores["task_id"]) == {t.task_id for t in tiny_tasks[:2]}
+    n_pairs = partial.scores.groupby(["task_id", "algorithm"]).ngroups
+    assert partial.provenance["n_unscored"] == len(tiny_tasks) * len(ALGORITHMS) - n_pairs
 
     resumed = build_user_labels(
         labels, tiny_tasks, storage=storage, loader=loader, users_per_task=USERS_PER_TASK
     )
     for mine, theirs in zip(_sorted(resumed), _sorted(built[1]), strict=True):
         pd.testing.assert_frame_equal(mine, theirs)
+    assert resumed.provenance["n_unscored"] == built[1].provenance["n_unscored"] == 0
     # Every pair ran once, but the interrupted one, which ran once more.
     interrupted = (tiny_tasks[1].task_id, "pure_svd")
     for task in tiny_tasks:
@@ -244,6 +247,59 @@ def test_interrupted_build_resumes_to_the_same_user_labels_without_rerunning(
         labels, tiny_tasks, storage=storage, loader=loader, users_per_task=USERS_PER_TASK
     )
     pd.testing.assert_frame_equal(_sorted(again)[1], _sorted(resumed)[1])
+
+
+def test_a_pair_whose_every_try_died_is_counted_and_retried_on_request(
+    built: tuple[Path, UserLabelSet],
+    labels: LabelSet,
+    tiny_tasks: list[Task],
+    loader: Callable[[str], Interactions],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from metarec_classic.meta._labels import _is_label
+    from metarec_classic.tuning import claim_trial, open_design_study, recover_stale_trials
+    from metarec_classic.tuning._design import WORKER_ATTR
+
+    storage = tmp_path / "users.journal"
+    task = tiny_tasks[0]
+    config = _best_configs(labels, None)[task.task_id]["pure_svd"]
+    study = open_design_study(
+        resolve_storage(storage), _study_name(task, "pure_svd"), [config], is_label=_is_label
+    )
+    assert study is not None
+    after = -1
+    for _ in range(2):  # the try and its one retry, each by a worker of this host that died
+        claimed = claim_trial(study, after=after)
+        assert claimed is not None
+        ended = subprocess.Popen([sys.executable, "-c", "pass"])
+        ended.wait()
+        study._storage.set_trial_user_attr(
+            claimed.trial_id, WORKER_ATTR, f"{socket.gethostname()}:{ended.pid}"
+        )
+        recover_stale_trials(study)
+        after = claimed.number
+    with caplog.at_level("WARNING", logger="metarec_classic"):
+        short = build_user_labels(
+            labels, tiny_tasks, storage=storage, loader=loader, users_per_task=USERS_PER_TASK
+        )
+    assert short.provenance["n_unscored"] == 1
+    assert "1 (task, algorithm) pairs have no per-user scores" in caplog.text
+    retried = build_user_labels(
+        labels,
+        tiny_tasks,
+        storage=storage,
+        loader=loader,
+        users_per_task=USERS_PER_TASK,
+        retry_lost=True,
+    )
+    assert retried.provenance["n_unscored"] == 0
+    for mine, theirs in zip(_sorted(retried), _sorted(built[1]), strict=True):
+        pd.testing.assert_frame_equal(mine, theirs)
 
 
 def test_storage_of_another_sample_size_is_refused(
