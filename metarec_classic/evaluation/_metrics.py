@@ -196,6 +196,7 @@ def evaluate(
     metrics: Sequence[str] | None = None,
     users: Any = None,
     batch_size: int = _DEFAULT_BATCH,
+    exclude: Interactions | Any = None,
 ) -> EvaluationResult:
     """Ask a fitted model for top-``k`` lists of the test users and score them.
 
@@ -219,6 +220,12 @@ def evaluate(
         positive are evaluated.
     batch_size : int, default=4096
         Users per ``recommend`` call; bounds the memory of the model's score matrix.
+    exclude : Interactions or sparse matrix of shape (n_users, n_items), optional
+        More items to keep out of each user's list besides ``train``'s: typically every
+        item the user rated in the training period, when the model learns from the
+        positives only (ratings below the threshold are seen items, not candidates).
+        The model is asked for longer lists and the excluded items are taken out, so
+        each list still holds ``k`` items where the model has that many.
 
     Returns
     -------
@@ -256,6 +263,12 @@ def evaluate(
             f"`train` has shape {train_m.shape} but `test` has {test_m.shape}; both must "
             "come from one split of the same Interactions."
         )
+    exclude_m = None if exclude is None else _as_csr(exclude, "exclude")
+    if exclude_m is not None and exclude_m.shape != train_m.shape:
+        raise ValueError(
+            f"`exclude` has shape {exclude_m.shape} but `train` has {train_m.shape}; both "
+            "must have the same users and items (rows and columns)."
+        )
     if (
         isinstance(train, Interactions)
         and isinstance(test, Interactions)
@@ -284,7 +297,10 @@ def evaluate(
     recommended = np.full((len(candidates), k), -1, dtype=np.int64)
     for start in range(0, len(candidates), int(batch_size)):
         batch = candidates[start : start + int(batch_size)]
-        ids, _ = model.recommend(batch, train_m[batch], k=k, exclude_seen=True)
+        if exclude_m is None:
+            ids, _ = model.recommend(batch, train_m[batch], k=k, exclude_seen=True)
+        else:
+            ids = _without_excluded(model, batch, train_m, exclude_m, k)
         recommended[start : start + len(batch)] = _check_recommended(ids, k, n_items)
 
     # Scores from the hit matrix of all lists at once.
@@ -376,6 +392,22 @@ def _hit_matrix(
     found = positive_keys[np.minimum(pos, positive_keys.size - 1)] == pair
     hits = found & valid & ~_repeated_in_row(recommended)
     return hits
+
+
+def _without_excluded(
+    model: _Recommends, batch: np.ndarray, train: sp.csr_matrix, exclude: sp.csr_matrix, k: int
+) -> np.ndarray:
+    """Top-``k`` lists of ``batch`` with the items of ``exclude``'s rows taken out."""
+    rows = exclude[batch]
+    extra = int(np.diff(rows.indptr).max(initial=0))
+    ids, _ = model.recommend(batch, train[batch], k=k + extra, exclude_seen=True)
+    ids = _check_recommended(ids, k + extra, train.shape[1])
+    keys, _ = _positive_keys(rows.astype(bool).astype(np.float64))
+    dropped = _hit_matrix(ids, np.arange(len(batch)), keys, train.shape[1]) | (ids < 0)
+    # Kept items first, in the model's order (a stable sort), then padding.
+    order = np.argsort(dropped, axis=1, kind="stable")[:, :k]
+    kept = np.take_along_axis(ids, order, axis=1)
+    return np.where(np.take_along_axis(dropped, order, axis=1), -1, kept)
 
 
 def _repeated_in_row(recommended: np.ndarray) -> np.ndarray:

@@ -316,6 +316,56 @@ def test_evaluate_sparse_inputs_and_empty_test(
     assert empty.per_user.empty
 
 
+def test_excluded_items_leave_the_lists_and_the_next_ones_move_up(
+    small_split: tuple[Interactions, Interactions],
+) -> None:
+    train, test = small_split
+    model = CountPopularity().fit(train)
+    # a would get [14, 12]; with 14 excluded (a rating below the threshold, say) it gets
+    # [12, next]: the test item 12 moves to rank 1. b would get [11, 14]; excluding 13,
+    # its test item, takes nothing out of its list.
+    exclude = sp.csr_matrix(([1.0, 1.0], ([0, 1], [4, 3])), shape=train.user_items.shape)
+    plain = evaluate(model, train, test, k=2, metrics=["ndcg"])
+    excluded = evaluate(model, train, test, k=2, metrics=["ndcg"], exclude=exclude)
+    d2 = 1 / math.log2(3)
+    assert plain.per_user["ndcg@2"].tolist() == pytest.approx([d2, 0, d2, 0])
+    assert excluded.per_user["ndcg@2"].tolist() == pytest.approx([1.0, 0, d2, 0])
+    # Batching and an empty exclusion change nothing.
+    batched = evaluate(model, train, test, k=2, metrics=["ndcg"], exclude=exclude, batch_size=1)
+    pd.testing.assert_frame_equal(batched.per_user, excluded.per_user)
+    none = evaluate(model, train, test, k=2, metrics=["ndcg"], exclude=sp.csr_matrix(exclude.shape))
+    pd.testing.assert_frame_equal(none.per_user, plain.per_user)
+    with pytest.raises(ValueError, match="`exclude` has shape"):
+        evaluate(model, train, test, exclude=exclude[:3])
+
+
+def test_excluded_lists_are_the_full_ranking_with_those_items_taken_out() -> None:
+    """A real model's lists with exclusions, against its whole ranking filtered by hand."""
+    n_users, n_items = 60, 40
+
+    def matrix(density: float, seed: int) -> sp.csr_matrix:
+        m = sp.random(n_users, n_items, density=density, random_state=seed, format="csr")
+        return m.astype(np.float32)
+
+    train_m, test_m, exclude = matrix(0.15, 1), matrix(0.05, 2), matrix(0.1, 3)
+    test_m = (test_m - test_m.multiply(train_m.astype(bool))).tocsr()  # no test item in train
+    test_m.eliminate_zeros()
+    model = make_recommender("pure_svd", {"n_factors": 5}, random_state=0).fit(train_m)
+    got = evaluate(model, train_m, test_m, k=5, metrics=["ndcg"], exclude=exclude)
+    users = got.per_user["user_index"].to_numpy()
+    ranking, _ = model.recommend(users, train_m[users], k=n_items, exclude_seen=True)
+    expected = []
+    for row, user in enumerate(users):
+        blocked = set(exclude[user].indices)
+        top = [i for i in ranking[row] if i >= 0 and i not in blocked][:5]
+        relevant = set(test_m[user].indices)
+        dcg = sum(1 / math.log2(r + 2) for r, i in enumerate(top) if i in relevant)
+        ideal = sum(1 / math.log2(r + 2) for r in range(min(len(relevant), 5)))
+        expected.append(dcg / ideal)
+    assert got.per_user["ndcg@5"].tolist() == pytest.approx(expected)
+    assert got.mean["ndcg@5"] != evaluate(model, train_m, test_m, k=5).mean["ndcg@5"]
+
+
 def test_evaluate_rejects_mismatched_inputs(
     small_split: tuple[Interactions, Interactions],
 ) -> None:
