@@ -229,9 +229,7 @@ def _segment_records(table: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"`--out` {args.out!r} is a file; give a folder for the fitted model.")
+    out = _out_folder(args.out, "the fitted model")
     data = _load(args)
     if (out / "metarecommender.json").is_file():
         print(f"metarec: replacing the model saved in {str(out)!r}.", file=sys.stderr)
@@ -301,6 +299,8 @@ def _cmd_recommend(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_build_corpus(args: argparse.Namespace) -> dict[str, Any]:
+    if args.out:  # checked now, not after the whole build
+        _out_folder(args.out, "the labels")
     plan = _parse_cuts(args.cuts) if args.cuts else DEFAULT_TASK_PLAN
     for name in args.datasets:  # every name now, not in each worker after a long wait
         locate_dataset(name)
@@ -346,6 +346,7 @@ def _cmd_build_corpus(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_train_meta(args: argparse.Namespace) -> dict[str, Any]:
+    _out_folder(args.out, "the meta-model")
     labels = LabelSet.load(args.labels)
     model = MetaModel(random_state=args.seed).fit(labels)
     model.save(args.out)
@@ -358,6 +359,14 @@ def _cmd_train_meta(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # -- helpers -------------------------------------------------------------------------------
+def _out_folder(text: str, what: str) -> Path:
+    """The ``--out`` folder, refused at once when a file already has its name."""
+    out = Path(text)
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"`--out` {text!r} is a file; give a folder for {what}.")
+    return out
+
+
 def _int_at_least(low: int) -> Callable[[str], int]:
     """An argparse type: an int >= ``low``, refused before any work starts."""
 

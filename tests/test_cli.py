@@ -255,36 +255,67 @@ def test_a_build_with_a_lost_configuration_says_so_and_retries_it_on_request(
     assert json.loads(run(*build, "--status").stdout)["trials_lost"] == 0
 
 
-def test_sigterm_stops_every_worker_and_queues_their_trials_again(
-    shared_data: Path, tmp_path: Path
-) -> None:
-    import signal
-    import time
+_EASE_STUDY = "labels-v1|lastfm-hetrec-2k/popular-3000/s0|ease"
 
-    import optuna
-    from optuna.trial import TrialState
 
-    from metarec_classic.tuning import resolve_storage
-
-    storage = tmp_path / "corpus.journal"
-    # Trials of about a second (EASE on 3000 items), so that the signal lands inside one.
-    build = [
+def _ease_build(storage: Path) -> list[str]:
+    """A build of six EASE trials of about a second each, so that a signal lands in one."""
+    return [
         _executable(), "build-corpus", "lastfm-hetrec-2k", "--storage", str(storage),
         "--workers", "2", "--algorithms", "ease", "--configs", "6",
         "--cuts", "popular:3000", "--max-interactions", "30000",
     ]  # fmt: skip
-    process = subprocess.Popen(build, stderr=subprocess.PIPE, text=True)
-    name = "labels-v1|lastfm-hetrec-2k/popular-3000/s0|ease"
+
+
+def _ease_trials(storage: Path) -> list:
+    import optuna
+
+    from metarec_classic.tuning import resolve_storage
+
+    try:
+        study = optuna.load_study(study_name=_EASE_STUDY, storage=resolve_storage(storage))
+    except KeyError:
+        return []
+    return study.trials
+
+
+def _start_with_two_running_workers(storage: Path) -> tuple[subprocess.Popen, set[str]]:
+    """Start the EASE build; return it once the command and its worker both run a trial."""
+    import time
+
+    from optuna.trial import TrialState
+
+    process = subprocess.Popen(_ease_build(storage), stderr=subprocess.PIPE, text=True)
     workers: set[str] = set()
     deadline = time.monotonic() + 120
-    while len(workers) < 2 and time.monotonic() < deadline:  # the command and its worker
-        try:
-            trials = optuna.load_study(study_name=name, storage=resolve_storage(storage)).trials
-        except KeyError:
-            trials = []
-        workers = {t.user_attrs["worker"] for t in trials if t.state == TrialState.RUNNING}
+    while len(workers) < 2 and time.monotonic() < deadline:
+        running = [t for t in _ease_trials(storage) if t.state == TrialState.RUNNING]
+        workers = {t.user_attrs["worker"] for t in running}
         time.sleep(0.05)
     assert len(workers) == 2, "two workers did not start trials within two minutes"
+    return process, workers
+
+
+def _pid(worker: str) -> int:
+    return int(worker.rsplit(":", 1)[1])
+
+
+def _labelled_once_each(storage: Path) -> bool:
+    from optuna.trial import TrialState
+
+    complete = [t for t in _ease_trials(storage) if t.state == TrialState.COMPLETE]
+    return sorted(t.user_attrs["design_index"] for t in complete) == list(range(6))
+
+
+def test_sigterm_stops_every_worker_and_queues_their_trials_again(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    import signal
+
+    from optuna.trial import TrialState
+
+    storage = tmp_path / "corpus.journal"
+    process, workers = _start_with_two_running_workers(storage)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
@@ -292,15 +323,62 @@ def test_sigterm_stops_every_worker_and_queues_their_trials_again(
     assert "still running" not in stderr
     for worker in workers:  # no worker outlives the command
         with pytest.raises(ProcessLookupError):
-            os.kill(int(worker.rsplit(":", 1)[1]), 0)
-    trials = optuna.load_study(study_name=name, storage=resolve_storage(storage)).trials
+            os.kill(_pid(worker), 0)
+    trials = _ease_trials(storage)
     assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert not [t for t in trials if "failed_trial" in t.system_attrs]  # no retry spent
 
-    rerun = run(*build[1:])
+    rerun = run(*_ease_build(storage)[1:])
     assert rerun.returncode == 0, rerun.stderr
-    trials = optuna.load_study(study_name=name, storage=resolve_storage(storage)).trials
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert sorted(t.user_attrs["design_index"] for t in complete) == list(range(6))
+    assert _labelled_once_each(storage)
+
+
+def test_a_worker_killed_outright_is_replaced_by_the_command(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    import signal
+
+    storage = tmp_path / "corpus.journal"
+    process, workers = _start_with_two_running_workers(storage)
+    (child,) = [w for w in workers if _pid(w) != process.pid]
+    os.kill(_pid(child), signal.SIGKILL)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    assert "1 of 2 workers stopped early (worker 1: exit code -9)" in stderr
+    assert _labelled_once_each(storage)
+    retries = [t for t in _ease_trials(storage) if "failed_trial" in t.system_attrs]
+    assert len(retries) == 1  # the killed trial, run again once
+
+
+def test_workers_of_a_command_killed_outright_stop_and_hand_back_their_trials(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    from optuna.trial import TrialState
+
+    storage = tmp_path / "corpus.journal"
+    process, workers = _start_with_two_running_workers(storage)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    (child,) = [w for w in workers if _pid(w) != process.pid]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.kill(_pid(child), 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the worker outlived its command by a minute")
+    # The worker handed its trial back; only the command's own trial was left running.
+    running = [t for t in _ease_trials(storage) if t.state == TrialState.RUNNING]
+    assert [_pid(t.user_attrs["worker"]) for t in running] == [process.pid]
+
+    rerun = run(*_ease_build(storage)[1:])
+    assert rerun.returncode == 0, rerun.stderr
+    assert _labelled_once_each(storage)
 
 
 def test_users_file_that_does_not_exist_is_bad_input(model_dir: Path, tmp_path: Path) -> None:
@@ -310,14 +388,21 @@ def test_users_file_that_does_not_exist_is_bad_input(model_dir: Path, tmp_path: 
     assert result.stdout == ""
 
 
-def test_fit_refuses_an_out_path_that_is_a_file_before_fitting(
-    string_csv: Path, tmp_path: Path
+@pytest.mark.parametrize("command", ["fit", "build-corpus", "train-meta"])
+def test_an_out_path_that_is_a_file_is_refused_before_any_work(
+    command: str, string_csv: Path, tmp_path: Path
 ) -> None:
     target = tmp_path / "afile"
     target.write_text("not a folder")
-    result = run("fit", string_csv, "--out", target)
-    assert result.returncode == 2
-    assert "is a file" in result.stderr
+    arguments = {
+        "fit": [string_csv],
+        "build-corpus": ["filmtrust", "--storage", tmp_path / "s.journal"],
+        "train-meta": [tmp_path / "no-labels"],
+    }[command]
+    result = run(command, *arguments, "--out", target)
+    assert result.returncode == 2, result.stderr
+    assert "is a file; give a folder" in result.stderr
+    assert not (tmp_path / "s.journal").exists()  # refused before the build began
 
 
 @pytest.mark.parametrize(

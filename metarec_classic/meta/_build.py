@@ -19,6 +19,7 @@ the cores through its workers; run as many workers as cores.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -530,20 +531,31 @@ def _run_workers(
             process.stdin.write(pickle.dumps(arguments))
             process.stdin.close()
             processes.append(process)
+    work = functools.partial(
+        run_worker,
+        storage,
+        tasks,
+        algorithms=algorithms,
+        n_configs=n_configs,
+        loader=loader,
+        landmark_seconds=landmark_seconds,
+        n_threads=threads,
+    )
     try:
         with _terminate_as_interrupt():
-            run_worker(
-                storage,
-                tasks,
-                algorithms=algorithms,
-                n_configs=n_configs,
-                loader=loader,
-                landmark_seconds=landmark_seconds,
-                n_threads=threads,
-                worker_index=0,
-                n_workers=workers,
-            )
+            work(worker_index=0, n_workers=workers)
             codes = [process.wait() for process in processes]
+            failed = [(index, code) for index, code in enumerate(codes, start=1) if code]
+            if failed:
+                _log.warning(
+                    "%d of %d workers stopped early (%s); this process runs what they left.",
+                    len(failed),
+                    workers,
+                    ", ".join(f"worker {index}: exit code {code}" for index, code in failed),
+                )
+                # Their running trials are recovered as those of dead workers: at once in
+                # a journal on this host, after the grace period in a database.
+                work(worker_index=0, n_workers=1)
     except BaseException:  # an error here, Ctrl-C or SIGTERM: the other workers stop with it
         for process in processes:
             process.terminate()
@@ -554,14 +566,6 @@ def _run_workers(
                 process.kill()
                 process.wait()
         raise
-    failed = [(index, code) for index, code in enumerate(codes, start=1) if code != 0]
-    if failed:
-        _log.warning(
-            "%d of %d workers stopped early (%s); rerun the same command to finish the build.",
-            len(failed),
-            workers,
-            ", ".join(f"worker {index}: exit code {code}" for index, code in failed),
-        )
 
 
 _WORKER_COMMAND = "from metarec_classic.meta._build import _worker_main; _worker_main()"
@@ -591,6 +595,23 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _stop_when_orphaned() -> None:
+    """Stop this worker (as SIGTERM does) once the command that started it has died.
+
+    A command killed outright (``kill -9``, out of memory) cannot stop its workers; each
+    notices that its parent changed and hands back its trial instead of building on
+    unwatched.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_POLL_SECONDS)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="metarec-orphan-watch", daemon=True).start()
+
+
 def _worker_main() -> None:
     """Entry point of a worker process started by :func:`_run_workers`."""
     # The command's own process works through the same tasks on the same storage, so it
@@ -599,6 +620,7 @@ def _worker_main() -> None:
     arguments = pickle.loads(sys.stdin.buffer.read())
     storage = arguments.pop("storage")
     tasks = arguments.pop("tasks")
+    _stop_when_orphaned()
     try:
         with _terminate_as_interrupt():
             run_worker(storage, tasks, **arguments)

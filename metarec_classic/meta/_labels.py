@@ -230,16 +230,21 @@ def export_labels(
         "versions": library_versions(),
     }
     if unlabelled:
+        n_waiting = sum(unlabelled.values()) - n_lost
+        fixes = []
+        if n_lost:
+            fixes.append(
+                f"{n_lost} lost because every try of them died (out of memory?): rerun the "
+                "build with --retry-lost (Python: retry_lost=True) to try them again"
+            )
+        if n_waiting:
+            fixes.append(f"{n_waiting} not run yet: rerun the build to finish them")
         _log.warning(
-            "%d configurations in %d studies have no label (e.g. %s): %d lost, because "
-            "every try of them died (out of memory?), rerun the build with --retry-lost "
-            "(Python: retry_lost=True) to try them again; the other %d have not run yet, "
-            "rerun the build to finish them.",
+            "%d configurations in %d studies have no label (e.g. %s): %s.",
             sum(unlabelled.values()),
             len(unlabelled),
             next(iter(unlabelled)),
-            n_lost,
-            sum(unlabelled.values()) - n_lost,
+            "; ".join(fixes),
         )
     return LabelSet(pd.DataFrame(label_rows), pd.DataFrame(task_rows), provenance)
 

@@ -347,9 +347,10 @@ def run_claimed_trial(
             value = float(objective(trial))
         except KeyboardInterrupt:
             # The configuration said nothing wrong: fail the trial and queue it again, so
-            # that the next run of the build runs it.
+            # that the next run of the build runs it. Not as a retry: a stop asked for
+            # (Ctrl-C, SIGTERM) must not spend the one retry a dying worker gets.
             if _finish(study, claimed, trial, TrialState.FAIL, None):
-                _queue_again(study, study._storage.get_trial(claimed.trial_id))
+                _queue_unchanged(study, study._storage.get_trial(claimed.trial_id))
             raise
         except Exception as err:
             _log.debug("Trial %d of %s failed: %s", claimed.number, study.study_name, err)
@@ -560,6 +561,22 @@ def _set_user_attrs(
         for key, value in attrs.items()
     ]
     connection.execute(statements["set_attrs"], rows)
+
+
+def _queue_unchanged(study: optuna.Study, stopped: optuna.trial.FrozenTrial) -> None:
+    """Enqueue the configuration of a trial stopped on request, as a fresh design point."""
+    fixed = stopped.system_attrs.get("fixed_params")
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            params=stopped.params,
+            distributions=stopped.distributions,
+            user_attrs={
+                key: value for key, value in stopped.user_attrs.items() if key == DESIGN_INDEX_ATTR
+            },
+            system_attrs={} if fixed is None else {"fixed_params": fixed},
+        )
+    )
 
 
 def _queue_again(study: optuna.Study, failed: optuna.trial.FrozenTrial) -> None:

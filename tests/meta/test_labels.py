@@ -171,6 +171,8 @@ def test_interrupted_inside_a_study_resumes_to_the_same_labels(
     assert states.count(optuna.trial.TrialState.COMPLETE) == _design_size("pure_svd")
     assert states.count(optuna.trial.TrialState.FAIL) == 1
     assert len(states) == _design_size("pure_svd") + 1
+    # A stop asked for is not a death: the configuration keeps its one retry.
+    assert not [t for t in study.trials if "failed_trial" in t.system_attrs]
 
 
 def test_a_failing_configuration_is_a_label_and_not_rerun(
