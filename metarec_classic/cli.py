@@ -315,6 +315,12 @@ def _cmd_build_corpus(args: argparse.Namespace) -> dict[str, Any]:
     algorithms = args.algorithms or ALGORITHM_NAMES
     if args.status:
         status = build_status(args.storage, tasks, algorithms=algorithms, n_configs=args.configs)
+        if status.trials_orphaned:
+            print(
+                f"metarec: {status.trials_orphaned} trial(s) were running in processes of this "
+                "host that are gone; rerun the build to run them again.",
+                file=sys.stderr,
+            )
         if status.trials_lost:
             print(
                 f"metarec: {status.trials_lost} configuration(s) lost: every try of them "

@@ -375,6 +375,12 @@ def test_workers_of_a_command_killed_outright_stop_and_hand_back_their_trials(
     # The worker handed its trial back; only the command's own trial was left running.
     running = [t for t in _ease_trials(storage) if t.state == TrialState.RUNNING]
     assert [_pid(t.user_attrs["worker"]) for t in running] == [process.pid]
+    status = run(*_ease_build(storage)[1:], "--status", "--json")
+    assert status.returncode == 0, status.stderr
+    counts = json.loads(status.stdout)
+    assert (counts["trials_orphaned"], counts["trials_running"]) == (1, 0)
+    assert counts["eta_seconds"] is None  # nothing runs: no time left to promise
+    assert "rerun the build to run them again" in status.stderr
 
     rerun = run(*_ease_build(storage)[1:])
     assert rerun.returncode == 0, rerun.stderr

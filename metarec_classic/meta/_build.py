@@ -89,7 +89,9 @@ class BuildStatus:
     every worker together; ``eta_seconds`` extrapolates it to the trials left.
     ``trials_lost`` counts configurations no worker will label: every try died (see
     :class:`~metarec_classic.tuning.DesignProgress`); the build retries them when rerun
-    with ``retry_lost=True``.
+    with ``retry_lost=True``. ``trials_running`` leaves out ``trials_orphaned``, the trials
+    of workers of this host that are gone (a rerun runs them again). With nothing running,
+    no estimate of the time left is given: the build has stopped.
     """
 
     studies_total: int
@@ -99,6 +101,7 @@ class BuildStatus:
     trials_running: int
     trials_retried: int
     trials_lost: int
+    trials_orphaned: int
     trials_per_second: float
     eta_seconds: float
 
@@ -111,6 +114,7 @@ class BuildStatus:
             "trials_running": self.trials_running,
             "trials_retried": self.trials_retried,
             "trials_lost": self.trials_lost,
+            "trials_orphaned": self.trials_orphaned,
             "trials_per_second": round(self.trials_per_second, 3),
             "eta_seconds": None if math.isinf(self.eta_seconds) else round(self.eta_seconds),
         }
@@ -316,15 +320,17 @@ def _read_status(
         span = (max(recent) - min(recent)).total_seconds()
         rate = (len(recent) - 1) / span if span > 0 else 0.0
     left = counts.budget - counts.finished - counts.lost
-    eta = 0.0 if left <= 0 else (left / rate if rate > 0 else math.inf)
+    running = counts.running - counts.orphaned
+    eta = 0.0 if left <= 0 else (left / rate if rate > 0 and running > 0 else math.inf)
     return BuildStatus(
         studies_total=counts.studies,
         studies_done=counts.done,
         trials_budget=counts.budget,
         trials_finished=counts.finished,
-        trials_running=counts.running,
+        trials_running=running,
         trials_retried=counts.retried,
         trials_lost=counts.lost,
+        trials_orphaned=counts.orphaned,
         trials_per_second=rate,
         eta_seconds=eta,
     )
@@ -476,7 +482,7 @@ def _check_designs(
 class _Counts:
     def __init__(self) -> None:
         self.studies = self.done = self.budget = self.finished = 0
-        self.running = self.retried = self.lost = 0
+        self.running = self.retried = self.lost = self.orphaned = 0
 
     def add(self, progress: DesignProgress) -> None:
         self.studies += 1
@@ -486,6 +492,7 @@ class _Counts:
         self.running += progress.running
         self.retried += progress.retried
         self.lost += progress.lost
+        self.orphaned += progress.orphaned
 
 
 # -- processes -----------------------------------------------------------------------------

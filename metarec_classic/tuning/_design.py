@@ -85,7 +85,9 @@ class DesignProgress:
     with a recorded reason); ``retried`` counts trials whose process died and whose
     configuration was enqueued again; ``lost`` counts design points without a label and
     with no trial left waiting or running: every try died (out of memory, say), so no
-    worker will label them unless :func:`requeue_lost` queues them again.
+    worker will label them unless :func:`requeue_lost` queues them again. ``orphaned``
+    counts the running trials (included in ``running``) of workers of this host whose
+    process is gone: nobody runs them until they are recovered.
     """
 
     budget: int
@@ -94,6 +96,7 @@ class DesignProgress:
     waiting: int
     retried: int
     lost: int = 0
+    orphaned: int = 0
 
     @property
     def done(self) -> bool:
@@ -676,6 +679,10 @@ def design_progress(
         waiting=sum(t.state == TrialState.WAITING for t in trials),
         retried=sum("failed_trial" in t.system_attrs for t in trials),
         lost=len(_lost_points(trials, is_label)),
+        orphaned=sum(
+            t.state == TrialState.RUNNING and _died_on_this_host(t.user_attrs.get(WORKER_ATTR))
+            for t in trials
+        ),
     )
 
 
