@@ -164,51 +164,60 @@ def postgres_database(new_postgres_database) -> str:
     return new_postgres_database()
 
 
-@pytest.fixture(scope="session")
-def lose_a_configuration():
-    """A function that leaves one design point of a label build lost in a journal file.
+def _let_every_try_die(study) -> None:
+    """Let a worker of this host die on the first waiting trial of ``study``, twice.
 
-    ``lose(storage_path, task, algorithm, n_configs)`` opens the (task, algorithm) study
-    as the build would and lets a worker of this host die on its first configuration
-    twice: the first try and its one retry. The point then has no label and nothing left
-    to run, as after two out-of-memory kills.
+    The first try and its one retry each end with their process gone, as after two
+    out-of-memory kills: the design point is then lost (no label, nothing left to run).
     """
     import socket
     import subprocess
     import sys
 
+    from metarec_classic.tuning import claim_trial, recover_stale_trials
+    from metarec_classic.tuning._design import WORKER_ATTR
+
+    after = -1
+    for _ in range(2):  # the configuration, then its retry (the newest trial)
+        claimed = claim_trial(study, after=after)
+        assert claimed is not None
+        ended = subprocess.Popen([sys.executable, "-c", "pass"])
+        ended.wait()
+        worker = f"{socket.gethostname()}:{ended.pid}"
+        study._storage.set_trial_user_attr(claimed.trial_id, WORKER_ATTR, worker)
+        recover_stale_trials(study)
+        after = len(study.get_trials()) - 2
+
+
+@pytest.fixture(scope="session")
+def let_every_try_die():
+    """:func:`_let_every_try_die`: lose the first waiting configuration of a study."""
+    return _let_every_try_die
+
+
+@pytest.fixture(scope="session")
+def lose_a_configuration():
+    """A function that leaves one design point of a label build lost in a journal file.
+
+    ``lose(storage_path, task, algorithm, n_configs)`` opens the (task, algorithm) study
+    as the build would and lets every try of its first configuration die
+    (:func:`_let_every_try_die`).
+    """
     from metarec_classic.meta._build import _design
     from metarec_classic.meta._labels import _is_label, _study_name
     from metarec_classic.recommenders import get_recommender_class
-    from metarec_classic.tuning import (
-        claim_trial,
-        design_progress,
-        open_design_study,
-        recover_stale_trials,
-        resolve_storage,
-    )
-    from metarec_classic.tuning._design import WORKER_ATTR
+    from metarec_classic.tuning import design_progress, open_design_study, resolve_storage
 
     def lose(storage_path, task, algorithm: str, n_configs: int) -> None:
-        storage = resolve_storage(storage_path)
         study = open_design_study(
-            storage,
+            resolve_storage(storage_path),
             _study_name(task, algorithm),
             _design(task, algorithm, n_configs),
             is_label=_is_label,
             space=get_recommender_class(algorithm).search_space(),
         )
         assert study is not None
-        after = -1
-        for _ in range(2):  # the first configuration, then its retry (the newest trial)
-            claimed = claim_trial(study, after=after)
-            assert claimed is not None
-            ended = subprocess.Popen([sys.executable, "-c", "pass"])
-            ended.wait()
-            worker = f"{socket.gethostname()}:{ended.pid}"
-            storage.set_trial_user_attr(claimed.trial_id, WORKER_ATTR, worker)
-            recover_stale_trials(study)
-            after = len(study.get_trials()) - 2
+        _let_every_try_die(study)
         assert design_progress(study, _is_label).lost == 1
 
     return lose

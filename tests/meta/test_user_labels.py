@@ -256,14 +256,10 @@ def test_a_pair_whose_every_try_died_is_counted_and_retried_on_request(
     loader: Callable[[str], Interactions],
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
+    let_every_try_die,
 ) -> None:
-    import socket
-    import subprocess
-    import sys
-
     from metarec_classic.meta._labels import _is_label
-    from metarec_classic.tuning import claim_trial, open_design_study, recover_stale_trials
-    from metarec_classic.tuning._design import WORKER_ATTR
+    from metarec_classic.tuning import open_design_study
 
     storage = tmp_path / "users.journal"
     task = tiny_tasks[0]
@@ -272,17 +268,7 @@ def test_a_pair_whose_every_try_died_is_counted_and_retried_on_request(
         resolve_storage(storage), _study_name(task, "pure_svd"), [config], is_label=_is_label
     )
     assert study is not None
-    after = -1
-    for _ in range(2):  # the try and its one retry, each by a worker of this host that died
-        claimed = claim_trial(study, after=after)
-        assert claimed is not None
-        ended = subprocess.Popen([sys.executable, "-c", "pass"])
-        ended.wait()
-        study._storage.set_trial_user_attr(
-            claimed.trial_id, WORKER_ATTR, f"{socket.gethostname()}:{ended.pid}"
-        )
-        recover_stale_trials(study)
-        after = claimed.number
+    let_every_try_die(study)
     with caplog.at_level("WARNING", logger="metarec_classic"):
         short = build_user_labels(
             labels, tiny_tasks, storage=storage, loader=loader, users_per_task=USERS_PER_TASK
