@@ -290,7 +290,8 @@ def _start_with_two_running_workers(storage: Path) -> tuple[subprocess.Popen, se
     deadline = time.monotonic() + 120
     while len(workers) < 2 and time.monotonic() < deadline:
         running = [t for t in _ease_trials(storage) if t.state == TrialState.RUNNING]
-        workers = {t.user_attrs["worker"] for t in running}
+        # In a journal the worker's name is written just after the state: wait for it.
+        workers = {t.user_attrs["worker"] for t in running if "worker" in t.user_attrs}
         time.sleep(0.05)
     assert len(workers) == 2, "two workers did not start trials within two minutes"
     return process, workers
