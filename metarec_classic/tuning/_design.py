@@ -597,7 +597,8 @@ def recover_stale_trials(study: optuna.Study) -> None:
     runs (both are written in the claim's transaction), so a process that dies at any
     point leaves a trial that this finds. Without heartbeats (a journal file), a running
     trial is stale when the worker that claimed it ran on this host and its process no
-    longer exists; trials of workers on other hosts are left as they are.
+    longer exists, or when it never got its worker's name (its claimer died between the
+    two writes of a claim); trials of live or remote workers are left as they are.
     """
     if heartbeats_enabled(study._storage):
         with warnings.catch_warnings():
@@ -605,7 +606,7 @@ def recover_stale_trials(study: optuna.Study) -> None:
             optuna.storages.fail_stale_trials(study)
         return
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not _died_on_this_host(trial.user_attrs.get(WORKER_ATTR)):
+        if not _died_on_this_host(trial.user_attrs.get(WORKER_ATTR)) and not _never_named(trial):
             continue
         try:
             study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
@@ -613,6 +614,19 @@ def recover_stale_trials(study: optuna.Study) -> None:
             continue  # another process failed it first, and queued it
         if "failed_trial" not in trial.system_attrs:  # once, as with heartbeats
             _queue_again(study, study._storage.get_trial(trial._trial_id))
+
+
+#: Seconds after which a running trial that never got its worker's name is taken as the
+#: trial of a process that died while claiming it (a journal writes the name separately,
+#: an instant after the state).
+_UNNAMED_GRACE = 60.0
+
+
+def _never_named(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether ``trial`` has run without a worker's name for longer than a claim takes."""
+    if WORKER_ATTR in trial.user_attrs or trial.datetime_start is None:
+        return False
+    return (datetime.now() - trial.datetime_start).total_seconds() > _UNNAMED_GRACE
 
 
 def _died_on_this_host(worker: object) -> bool:
@@ -680,7 +694,8 @@ def design_progress(
         retried=sum("failed_trial" in t.system_attrs for t in trials),
         lost=len(_lost_points(trials, is_label)),
         orphaned=sum(
-            t.state == TrialState.RUNNING and _died_on_this_host(t.user_attrs.get(WORKER_ATTR))
+            t.state == TrialState.RUNNING
+            and (_died_on_this_host(t.user_attrs.get(WORKER_ATTR)) or _never_named(t))
             for t in trials
         ),
     )

@@ -328,3 +328,20 @@ def test_a_journal_trial_of_a_dead_local_worker_is_retried_once_then_lost(tmp_pa
     assert requeue_lost(study, CONFIGS[:3], is_label=_is_label) == 0  # nothing lost now
     claimed = claim_trial(study)
     assert claimed is not None and {**claimed.fixed_params, **claimed.params} == {"x": 0.1}
+
+
+def test_a_journal_trial_whose_claimer_died_before_naming_itself_is_retried(
+    tmp_path, monkeypatch
+) -> None:
+    storage = resolve_storage(tmp_path / "s.journal")
+    study = open_design_study(storage, "design", CONFIGS[:1], is_label=_is_label)
+    assert study is not None
+    # A claim is two writes in a journal (the state, then the name); the claimer died
+    # between them.
+    storage.set_trial_state_values(study.get_trials()[0]._trial_id, state=TrialState.RUNNING)
+    recover_stale_trials(study)
+    assert [t.state for t in study.get_trials()] == [TrialState.RUNNING]  # just claimed
+    monkeypatch.setattr(design_module, "_UNNAMED_GRACE", 0.0)
+    assert design_progress(study, _is_label).orphaned == 1
+    recover_stale_trials(study)
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.WAITING]
