@@ -284,6 +284,8 @@ def test_after_a_search_each_segments_algorithm_takes_its_searched_configuration
     table = rec.explain_segments().set_index("segment")
     assert table.loc["5-19", "algorithm"] == "itemknn"
     assert json.loads(table.loc["5-19", "config"]) == rec.tuning_.best_configs["itemknn"]
+    guessed = rec.selection_.algorithms().set_index("algorithm").loc["itemknn", "config"]
+    assert dict(guessed) != rec.tuning_.best_configs["itemknn"]  # the search found better
     knn = next(m for m in rec.models_ if type(m).name == "itemknn")
     assert {k: knn.get_params()[k] for k in rec.tuning_.best_configs["itemknn"]} == (
         rec.tuning_.best_configs["itemknn"]

@@ -568,18 +568,9 @@ def _set_user_attrs(
 
 def _queue_unchanged(study: optuna.Study, stopped: optuna.trial.FrozenTrial) -> None:
     """Enqueue the configuration of a trial stopped on request, as a fresh design point."""
-    fixed = stopped.system_attrs.get("fixed_params")
-    study.add_trial(
-        optuna.trial.create_trial(
-            state=TrialState.WAITING,
-            params=stopped.params,
-            distributions=stopped.distributions,
-            user_attrs={
-                key: value for key, value in stopped.user_attrs.items() if key == DESIGN_INDEX_ATTR
-            },
-            system_attrs={} if fixed is None else {"fixed_params": fixed},
-        )
-    )
+    config = {**stopped.system_attrs.get("fixed_params", {}), **stopped.params}
+    index = stopped.user_attrs[DESIGN_INDEX_ATTR]
+    study.add_trial(_waiting_trial(index, config, stopped.distributions))
 
 
 def _queue_again(study: optuna.Study, failed: optuna.trial.FrozenTrial) -> None:
@@ -606,7 +597,7 @@ def recover_stale_trials(study: optuna.Study) -> None:
             optuna.storages.fail_stale_trials(study)
         return
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not _died_on_this_host(trial.user_attrs.get(WORKER_ATTR)) and not _never_named(trial):
+        if not _orphaned(trial):
             continue
         try:
             study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
@@ -620,6 +611,11 @@ def recover_stale_trials(study: optuna.Study) -> None:
 #: trial of a process that died while claiming it (a journal writes the name separately,
 #: an instant after the state).
 _UNNAMED_GRACE = 60.0
+
+
+def _orphaned(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether running ``trial`` has nobody running it (see :func:`recover_stale_trials`)."""
+    return _died_on_this_host(trial.user_attrs.get(WORKER_ATTR)) or _never_named(trial)
 
 
 def _never_named(trial: optuna.trial.FrozenTrial) -> bool:
@@ -693,11 +689,7 @@ def design_progress(
         waiting=sum(t.state == TrialState.WAITING for t in trials),
         retried=sum("failed_trial" in t.system_attrs for t in trials),
         lost=len(_lost_points(trials, is_label)),
-        orphaned=sum(
-            t.state == TrialState.RUNNING
-            and (_died_on_this_host(t.user_attrs.get(WORKER_ATTR)) or _never_named(t))
-            for t in trials
-        ),
+        orphaned=sum(t.state == TrialState.RUNNING and _orphaned(t) for t in trials),
     )
 
 
