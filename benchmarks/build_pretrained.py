@@ -8,6 +8,10 @@ the labels table into the package and trains the shipped meta-model.
     python benchmarks/build_pretrained.py --workers 2     # one worker per core
     python benchmarks/build_pretrained.py --user-labels   # per-user labels at each best config
     python benchmarks/build_pretrained.py --export        # labels tables + meta-models
+    python benchmarks/build_pretrained.py --refresh-features   # new meta-features, no search
+
+``--refresh-features`` alone reads the labels tables already in the package, so a change
+to the meta-features reaches the shipped meta-models without the build's storage.
 
 Workers take trials one at a time from the storage, so they never run the same one.
 Figures (tasks, labels, wall time) are printed at the end of each step.
@@ -27,6 +31,7 @@ from metarec_classic.data import DATASETS, load_dataset
 from metarec_classic.meta import (
     LabelSet,
     MetaModel,
+    UserLabelSet,
     UserMetaModel,
     build_labels,
     build_user_labels,
@@ -107,7 +112,8 @@ def main() -> int:
     parser.add_argument(
         "--refresh-features",
         action="store_true",
-        help="with --export: compute the tasks' meta-features again (no search is rerun)",
+        help="compute the tasks' meta-features again (no search is rerun); without "
+        "--export, of the labels tables in --labels-out, then train the meta-models",
     )
     parser.add_argument(
         "--retry-lost",
@@ -122,18 +128,23 @@ def main() -> int:
     tasks = corpus_tasks()
     started = time.perf_counter()
 
-    if args.export:
-        labels = export_labels(args.storage, tasks, n_configs=N_CONFIGS)
-        labels = complete_tasks_only(labels)
+    if args.export or args.refresh_features:
+        if args.export:
+            labels = complete_tasks_only(export_labels(args.storage, tasks, n_configs=N_CONFIGS))
+        else:
+            labels = LabelSet.load(args.labels_out)
         if args.refresh_features:
             labels = recompute_task_features(labels, tasks, loader=load_dataset)
         labels.save(args.labels_out)
         model = MetaModel().fit(labels)
         model.save(args.model_out)
-        user_labels = export_user_labels(
-            args.user_storage, labels, tasks, users_per_task=USERS_PER_TASK
-        )
-        user_labels.save(args.labels_out)
+        if args.export:
+            user_labels = export_user_labels(
+                args.user_storage, labels, tasks, users_per_task=USERS_PER_TASK
+            )
+            user_labels.save(args.labels_out)
+        else:
+            user_labels = UserLabelSet.load(args.labels_out)
         user_model = UserMetaModel().fit(user_labels.users, user_labels.scores, labels.tasks)
         user_model.save(args.model_out)
         print(

@@ -21,9 +21,12 @@ Groups (prefix: meaning):
 - ``landmark.*``: validation NDCG@10 of MostPopular, a 10-neighbour cosine item-kNN and a
   16-factor PureSVD on a subsample of at most ``landmark_users`` users and their
   ``landmark_items`` most popular items (so the cost does not grow with the data), and
-  the ratios of
-  the two personalised ones to MostPopular. A landmarker that fails or overruns the
-  time cap gets 0 and ``landmark.complete`` becomes 0.
+  the ratios of the two personalised ones to MostPopular. Then EASE with a weak (10) and
+  a strong (1,000) L2 weight on the subsample's 1,000 most popular items, and the ratio
+  strong over weak: how much regularisation the data wants, which absolute sizes do not
+  tell (the best L2 weight of the corpus tasks ranges from 5 to 7,600 and follows the
+  domain, not the size). A landmarker that fails or overruns the time cap gets 0 and
+  ``landmark.complete`` becomes 0.
 """
 
 from __future__ import annotations
@@ -52,6 +55,12 @@ _LANDMARKERS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("itemknn10", "itemknn", {"weighting": "cosine", "n_neighbors": 10}),
     ("svd16", "pure_svd", {"n_factors": 16}),
 )
+#: EASE landmarkers, scored on fewer items because an EASE fit is cubic in the items.
+_EASE_LANDMARKERS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("ease_weak", "ease", {"l2_reg": 10.0}),
+    ("ease_strong", "ease", {"l2_reg": 1000.0}),
+)
+_EASE_LANDMARK_ITEMS = 1000
 
 
 def dataset_metafeatures(
@@ -250,20 +259,43 @@ def _landmarkers(
         used = np.sort(used[np.argsort(-item_counts[used], kind="stable")[:max_items]])
     sub = sub[:, used]
     out = _empty_landmarks()
+    deadline = time.perf_counter() + seconds
+    complete = True
+    ease_items = np.argsort(-np.diff(sub.tocsc().indptr), kind="stable")[:_EASE_LANDMARK_ITEMS]
+    for landmarks, matrix_of_landmarks in (
+        (_LANDMARKERS, sub),
+        (_EASE_LANDMARKERS, sub[:, np.sort(ease_items)]),
+    ):
+        complete &= _score_landmarks(landmarks, matrix_of_landmarks, deadline, seed, out)
+    pop = out["landmark.most_popular"]
+    out["landmark.itemknn10_over_pop"] = out["landmark.itemknn10"] / pop if pop > 0 else 0.0
+    out["landmark.svd16_over_pop"] = out["landmark.svd16"] / pop if pop > 0 else 0.0
+    weak = out["landmark.ease_weak"]
+    out["landmark.ease_strong_over_weak"] = out["landmark.ease_strong"] / weak if weak > 0 else 0.0
+    out["landmark.complete"] = float(complete)
+    return out
+
+
+def _score_landmarks(
+    landmarks: tuple[tuple[str, str, dict[str, Any]], ...],
+    matrix: sp.csr_matrix,
+    deadline: float,
+    seed: int,
+    out: dict[str, float],
+) -> bool:
+    """Score ``landmarks`` on a split of ``matrix`` into ``out``; False if any is missing."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            data = from_sparse(sp.csr_matrix(sub, dtype=np.float32), name="landmark")
+            data = from_sparse(sp.csr_matrix(matrix, dtype=np.float32), name="landmark")
             split = random_holdout_split(data, test_fraction=0.2, random_state=seed)
     except ValueError as err:  # too small to split or score
         _log.debug("Landmarkers skipped: %s", err)
-        return out
-    deadline = time.perf_counter() + seconds
-    complete = 1.0
-    for key, algorithm, config in _LANDMARKERS:
+        return False
+    complete = True
+    for key, algorithm, config in landmarks:
         if time.perf_counter() > deadline:
-            complete = 0.0
-            break
+            return False
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -273,17 +305,17 @@ def _landmarkers(
             out[f"landmark.{key}"] = _finite(float(score))
         except Exception as err:  # any failure of a cheap model only costs its feature
             _log.debug("Landmarker %s failed: %s", key, err)
-            complete = 0.0
-    pop = out["landmark.most_popular"]
-    out["landmark.itemknn10_over_pop"] = out["landmark.itemknn10"] / pop if pop > 0 else 0.0
-    out["landmark.svd16_over_pop"] = out["landmark.svd16"] / pop if pop > 0 else 0.0
-    out["landmark.complete"] = complete
-    return out
+            complete = False
+    return complete
 
 
 def _empty_landmarks() -> dict[str, float]:
-    keys = [f"landmark.{key}" for key, _, _ in _LANDMARKERS]
-    keys += ["landmark.itemknn10_over_pop", "landmark.svd16_over_pop"]
+    keys = [f"landmark.{key}" for key, _, _ in _LANDMARKERS + _EASE_LANDMARKERS]
+    keys += [
+        "landmark.itemknn10_over_pop",
+        "landmark.svd16_over_pop",
+        "landmark.ease_strong_over_weak",
+    ]
     return {**dict.fromkeys(keys, 0.0), "landmark.complete": 0.0}
 
 

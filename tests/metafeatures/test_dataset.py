@@ -61,6 +61,10 @@ def test_finite_on_real_data_and_deterministic_for_a_seed(
     assert first["landmark.itemknn10_over_pop"] == pytest.approx(
         first["landmark.itemknn10"] / first["landmark.most_popular"]
     )
+    assert first["landmark.ease_strong_over_weak"] == pytest.approx(
+        first["landmark.ease_strong"] / first["landmark.ease_weak"]
+    )
+    assert 0 < first["landmark.ease_weak"] < 1 and 0 < first["landmark.ease_strong"] < 1
     assert first["size.n_users_log"] == pytest.approx(math.log1p(train.n_users))
 
 
