@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
@@ -46,6 +47,7 @@ __all__ = ["MetaRecommender"]
 _log = logging.getLogger(__name__)
 
 _FILE = "metarecommender.json"
+_SEEN_FILE = "seen_nonpositive.npz"
 _SEGMENT_MODES = ("activity", "auto")
 
 
@@ -110,6 +112,9 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         The warm-started search, when ``n_trials > 0``.
     user_map_, item_map_ : IdMap
         Original ids of the training users and items.
+    seen_nonpositive_ : sparse matrix of shape (n_users, n_items)
+        The training data's ``seen_nonpositive`` entries (e.g. ratings below the positive
+        threshold), never recommended; empty when the data has none.
 
     Examples
     --------
@@ -213,6 +218,12 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         self.model_ = self.models_[0]
         self.user_map_ = interactions.user_map
         self.item_map_ = interactions.item_map
+        seen = interactions.seen_nonpositive
+        self.seen_nonpositive_ = (
+            sp.csr_matrix(interactions.user_items.shape, dtype=np.float32)
+            if seen is None
+            else sp.csr_matrix(seen, dtype=np.float32)
+        )
         self.fit_seconds_ = time.perf_counter() - started
         _log.info("Chose %s %s in %.1f s.", self.algorithm_, self.config_, self.fit_seconds_)
         return self
@@ -222,6 +233,8 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
 
         Users unseen in training get the most popular items. The result has one row per
         recommended item: ``user_id``, ``item_id``, ``rank`` (1 = best) and ``score``.
+        ``exclude_seen`` leaves out the items of each user's training history and the
+        items the user has seen without liking them (``seen_nonpositive_``).
         """
         check_is_fitted(self, "model_")
         ids = np.atleast_1d(np.asarray(user_ids, dtype=object))
@@ -238,13 +251,18 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         # Unknown users go to the model of users without history, with an index past the
         # training users: that model's fallback for users it has never seen.
         route = self._models_of(rows)
+        exclude = self.seen_nonpositive_[np.where(unknown, 0, rows)]
+        exclude = sp.diags((~unknown).astype(np.float32)) @ exclude
         rows = np.where(unknown, self.model_.user_items_.shape[0], rows)
         items = np.full((len(ids), k), -1, dtype=np.int64)
         scores = np.full((len(ids), k), -np.inf, dtype=np.float32)
         for index in np.unique(route):
             chosen = route == index
             got_items, got_scores = self.models_[index].recommend(
-                rows[chosen], k=k, exclude_seen=exclude_seen
+                rows[chosen],
+                k=k,
+                exclude_seen=exclude_seen,
+                exclude=exclude[np.flatnonzero(chosen)] if exclude_seen else None,
             )
             items[chosen, : got_items.shape[1]] = got_items
             scores[chosen, : got_scores.shape[1]] = got_scores
@@ -405,6 +423,7 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
             "selection": self.selection_.to_dict(),
             "user_ids": _ids_to_json(self.user_map_),
             "item_ids": _ids_to_json(self.item_map_),
+            "seen_nonpositive_sha256": _save_csr(self.seen_nonpositive_, path / _SEEN_FILE),
         }
         document = json.loads(json.dumps(document, default=_json_default))
         document["sha256"] = _digest(document)
@@ -455,6 +474,9 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         rec.item_map_ = _ids_from_json(document["item_ids"])
         rec.saved_selection_ = document["selection"]
         shape = rec.model_.user_items_.shape
+        rec.seen_nonpositive_ = _load_csr(
+            path / _SEEN_FILE, document.get("seen_nonpositive_sha256"), shape
+        )
         if (len(rec.user_map_), len(rec.item_map_)) != shape:
             raise RecommenderFileError(
                 f"The model in {str(path)!r} holds {shape[0]} users × {shape[1]} items but its "
@@ -546,6 +568,40 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
 
 def _model_folder(index: int) -> str:
     return "model" if index == 0 else f"model-{index}"
+
+
+def _save_csr(matrix: sp.csr_matrix, file: Path) -> str:
+    """Write ``matrix``'s structure to ``file`` (npz, no pickle); return its SHA-256."""
+    np.savez(
+        file,
+        indptr=matrix.indptr,
+        indices=matrix.indices,
+        shape=np.asarray(matrix.shape, dtype=np.int64),
+    )
+    return hashlib.sha256(file.read_bytes()).hexdigest()
+
+
+def _load_csr(file: Path, digest: Any, shape: tuple[int, int]) -> sp.csr_matrix:
+    """Read a :func:`_save_csr` file, refusing one that changed or does not fit ``shape``."""
+    if not file.is_file():
+        raise RecommenderFileError(
+            f"{str(file)!r} is missing; the saved model is incomplete. Fit and save it again."
+        )
+    if hashlib.sha256(file.read_bytes()).hexdigest() != digest:
+        raise RecommenderFileError(
+            f"The checksum of {str(file)!r} does not match the one recorded when it was "
+            "saved: the file was changed or truncated. Fit and save the model again."
+        )
+    with np.load(file, allow_pickle=False) as stored:
+        indptr, indices = stored["indptr"], stored["indices"]
+        stored_shape = tuple(int(v) for v in stored["shape"])
+    if stored_shape != tuple(shape):
+        raise RecommenderFileError(
+            f"{str(file)!r} covers {stored_shape} users × items but the model {tuple(shape)}; "
+            "the folder is inconsistent. Fit and save the model again."
+        )
+    data = np.ones(len(indices), dtype=np.float32)
+    return sp.csr_matrix((data, indices, indptr), shape=stored_shape)
 
 
 def _digest(document: dict[str, Any]) -> str:

@@ -155,7 +155,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     model.fit(split.train)
     fit_time = time.perf_counter() - started
-    result = evaluate(model, split.train, split.test, k=args.k)
+    # Items seen but not liked (ratings below the threshold) are no candidates.
+    result = evaluate(
+        model, split.train, split.test, k=args.k, exclude=split.train.seen_nonpositive
+    )
     return {
         "data": data.name,
         "algorithm": args.algorithm,
@@ -267,6 +270,7 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
         "fit_seconds": rec.fit_seconds_,
         "out_of_range_features": sorted(rec.selection_.out_of_range),
         "loading_report": data.report.to_dict()["counts"],
+        "seen_nonpositive_never_recommended": int(rec.seen_nonpositive_.nnz),
         "saved_to": str(args.out),
     }
     if rec.tuning_ is not None:
@@ -739,7 +743,9 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--k", type=_int_at_least(1), default=10)
     sub.add_argument(
-        "--include-seen", action="store_true", help="allow items of the user's history"
+        "--include-seen",
+        action="store_true",
+        help="allow items of the user's history, and items rated below the threshold",
     )
     _common_flags(sub)
 

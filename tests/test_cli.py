@@ -486,6 +486,22 @@ def test_fit_demo_per_segment_then_recommend_names_each_users_segment(tmp_path: 
     assert counts.min() == 0  # users whose every rating is below the demo's threshold
     assert served[str(empty)] == ("no history", "most_popular")
 
+    # What a user rated below the threshold never comes back, even to a user with no
+    # positives at all (served by popularity).
+    seen = data.seen_nonpositive
+    assert seen is not None and document["seen_nonpositive_never_recommended"] == seen.nnz
+    critic = int(np.diff(seen.indptr).argmax())
+    disliked = set(data.item_ids[seen[critic].indices].astype(str))
+    for user in (critic, int(counts.argmin())):
+        user_id = str(data.user_ids[user])
+        args = ["recommend", out, "--users", user_id, "--k", "100", "--json"]
+        listed = {str(r["item_id"]) for r in json.loads(run(*args).stdout)}
+        seen_items = set(data.item_ids[seen[user].indices].astype(str))
+        assert len(listed) == 100 and not listed & seen_items
+        if user == critic:
+            again = json.loads(run(*args, "--include-seen").stdout)
+            assert {str(r["item_id"]) for r in again} & disliked  # the check can fail
+
 
 def test_ratings_kept_as_weights_are_refused_at_fit_with_a_threshold_that_works(
     tmp_path: Path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,12 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from metarec_classic import MetaRecommender
-from metarec_classic.data import Interactions, from_dataframe, random_holdout_split
+from metarec_classic.data import (
+    Interactions,
+    from_dataframe,
+    load_dataset,
+    random_holdout_split,
+)
 from metarec_classic.evaluation import evaluate
 from metarec_classic.meta import MetaModel
 from metarec_classic.recommenders import RecommenderFileError
@@ -116,6 +122,70 @@ def test_tampered_model_arrays_are_refused(fitted: MetaRecommender, tmp_path: Pa
     raw[len(raw) // 2] ^= 0xFF
     arrays.write_bytes(bytes(raw))
     with pytest.raises(RecommenderFileError, match=r"checksum .* does not match"):
+        MetaRecommender.load(folder)
+
+
+@pytest.fixture(scope="module")
+def rated_data(shared_data: Path) -> Interactions:
+    """200 ml-100k users' ratings; the ones >= 4 are positives, the rest seen only."""
+    ratings = load_dataset(shared_data / "ml-100k", positive_threshold=None).to_frame()
+    ratings = ratings[ratings["user_id"] < 200]
+    data = from_dataframe(ratings, rating_col="rating", name="rated").binarize(4)
+    assert data.seen_nonpositive is not None and data.seen_nonpositive.nnz > 5000
+    return data
+
+
+def _seen_nonpositive_listed(table: pd.DataFrame, data: Interactions) -> int:
+    assert data.seen_nonpositive is not None
+    rows = data.user_map.to_index(table["user_id"].to_numpy())
+    cols = data.item_map.to_index(table["item_id"].to_numpy())
+    return int(np.asarray(data.seen_nonpositive[rows, cols]).sum())
+
+
+def test_items_rated_below_the_threshold_are_never_recommended(
+    rated_data: Interactions, tiny_meta_model: MetaModel, tmp_path: Path
+) -> None:
+    rec = MetaRecommender(tiny_meta_model).fit(rated_data)
+    assert rec.seen_nonpositive_.nnz == rated_data.seen_nonpositive.nnz  # type: ignore[union-attr]
+    users = rated_data.user_ids
+    table = rec.recommend(users, k=20)
+    assert _seen_nonpositive_listed(table, rated_data) == 0
+    assert table.groupby("user_id").size().eq(20).all()  # the lists are still full
+    # The check can fail: without the exclusion some low-rated items come back.
+    assert _seen_nonpositive_listed(rec.recommend(users, k=20, exclude_seen=False), rated_data)
+    loaded = MetaRecommender.load(rec.save(tmp_path / "rec"))
+    pd.testing.assert_frame_equal(loaded.recommend(users, k=20), table)
+
+
+def test_a_search_validates_without_the_low_rated_items(
+    rated_data: Interactions, tiny_meta_model: MetaModel
+) -> None:
+    as_served = MetaRecommender(tiny_meta_model, n_trials=3).fit(rated_data)
+    unaware = MetaRecommender(tiny_meta_model, n_trials=3).fit(
+        replace(rated_data, seen_nonpositive=None)
+    )
+    assert as_served.tuning_ is not None and unaware.tuning_ is not None
+    # The same trials, scored on lists from which the low-rated items are taken out.
+    served, blind = as_served.tuning_.trials, unaware.tuning_.trials
+    pd.testing.assert_frame_equal(served.filter(like="config."), blind.filter(like="config."))
+    assert (served["score"] > blind["score"]).all()
+
+
+@pytest.mark.parametrize("damage", ["change", "remove"])
+def test_a_damaged_or_missing_seen_file_is_refused(
+    rated_data: Interactions, tiny_meta_model: MetaModel, tmp_path: Path, damage: str
+) -> None:
+    folder = MetaRecommender(tiny_meta_model).fit(rated_data).save(tmp_path / "rec")
+    seen = folder / "seen_nonpositive.npz"
+    if damage == "remove":
+        seen.unlink()
+        match = "is missing; the saved model is incomplete"
+    else:
+        raw = bytearray(seen.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        seen.write_bytes(bytes(raw))
+        match = r"checksum .* does not match"
+    with pytest.raises(RecommenderFileError, match=match):
         MetaRecommender.load(folder)
 
 

@@ -111,6 +111,11 @@ class Interactions:
         Short name of the data set, for reports.
     report : DataReport
         What was dropped, merged or converted while building this object.
+    seen_nonpositive : sparse matrix of shape (n_users, n_items), optional
+        Entries the users interacted with that are not positives, such as the ratings
+        below the positive threshold that :meth:`binarize` takes out: no model trains on
+        them, and :class:`~metarec_classic.MetaRecommender` never recommends them (a
+        movie rated one star is no candidate). CSR with value 1 per entry.
 
     Notes
     -----
@@ -126,6 +131,7 @@ class Interactions:
     feedback: Feedback = "implicit"
     name: str = ""
     report: DataReport = field(default_factory=DataReport)
+    seen_nonpositive: sp.csr_matrix | None = None
 
     def __post_init__(self) -> None:
         m = self.user_items
@@ -139,6 +145,12 @@ class Interactions:
         for label, arr in (("timestamps", self.timestamps), ("ratings", self.ratings)):
             if arr is not None and len(arr) != m.nnz:
                 raise DataError(f"`{label}` has {len(arr)} values but `user_items` stores {m.nnz}.")
+        seen = self.seen_nonpositive
+        if seen is not None and (not sp.issparse(seen) or seen.shape != m.shape):
+            raise DataError(
+                f"`seen_nonpositive` must be a sparse matrix of the shape of `user_items` "
+                f"{m.shape}; got {getattr(seen, 'shape', type(seen).__name__)}."
+            )
 
     # -- sizes -------------------------------------------------------------------------
     @property
@@ -231,9 +243,10 @@ class Interactions:
     def binarize(self, threshold: float | None = None) -> Interactions:
         """Return implicit positives: entries whose rating is at least ``threshold``.
 
-        The kept entries get weight 1. Entries below the threshold are removed (and
-        counted in the report under ``"below_threshold_dropped"``); the id maps are kept.
-        With ``threshold=None`` every entry becomes a positive of weight 1.
+        The kept entries get weight 1. Entries below the threshold are removed from the
+        matrix (counted in the report under ``"below_threshold_dropped"``) and kept in
+        ``seen_nonpositive``; the id maps are kept. With ``threshold=None`` every entry
+        becomes a positive of weight 1.
         """
         values = self.ratings if self.ratings is not None else self.user_items.data
         keep = np.ones(self.n_interactions, dtype=bool)
@@ -241,13 +254,15 @@ class Interactions:
             keep = values >= threshold
         result = self.select_entries(keep) if not keep.all() else replace(self)
         result = result.with_weights(np.ones(result.n_interactions, dtype=np.float32))
+        result.seen_nonpositive = self._seen_with(~keep)
         result.report = DataReport(source=self.report.source)
         result.report.merge(self.report)
         result.report.add(
             "below_threshold_dropped",
             int((~keep).sum()),
             f"{int((~keep).sum())} interactions with a rating below {threshold} were dropped "
-            "as non-positive; pass `positive_threshold=None` to keep every interaction.",
+            "as non-positive (and are never recommended back); pass "
+            "`positive_threshold=None` to keep every interaction.",
             warn=False,
         )
         return result
@@ -262,6 +277,7 @@ class Interactions:
         if keep.all():
             return self
         result = self.select_entries(keep)
+        result.seen_nonpositive = self._seen_with(~keep)
         result.report = DataReport(source=self.report.source)
         result.report.merge(self.report)
         n_dropped = int((~keep).sum())
@@ -269,10 +285,30 @@ class Interactions:
             "nonpositive_weights_dropped",
             n_dropped,
             f"{n_dropped} interactions have a zero or negative rating, which cannot be kept as "
-            "a weight; they were dropped. Pass `positive_threshold=` to keep only ratings at "
-            "or above a threshold, as positives of weight 1.",
+            "a weight; they were dropped (and are never recommended back). Pass "
+            "`positive_threshold=` to keep only ratings at or above a threshold, as "
+            "positives of weight 1.",
         )
         return result
+
+    def _seen_with(self, entries: np.ndarray) -> sp.csr_matrix | None:
+        """``seen_nonpositive`` plus the stored entries where ``entries`` is true."""
+        if not entries.any():
+            return self.seen_nonpositive
+        m = self.user_items
+        row_of_entry = np.repeat(np.arange(self.n_users), np.diff(m.indptr))
+        dropped = sp.csr_matrix(
+            (
+                np.ones(int(entries.sum()), dtype=np.float32),
+                (row_of_entry[entries], m.indices[entries]),
+            ),
+            shape=m.shape,
+        )
+        if self.seen_nonpositive is not None:
+            dropped = dropped + self.seen_nonpositive
+            dropped.data[:] = 1.0
+        dropped.sort_indices()
+        return dropped
 
 
 def _indptr_from_rows(rows: np.ndarray, n_rows: int) -> np.ndarray:

@@ -223,7 +223,8 @@ def evaluate(
     exclude : Interactions or sparse matrix of shape (n_users, n_items), optional
         More items to keep out of each user's list besides ``train``'s: typically every
         item the user rated in the training period, when the model learns from the
-        positives only (ratings below the threshold are seen items, not candidates).
+        positives only (ratings below the threshold are seen items, not candidates;
+        ``train.seen_nonpositive`` holds them when the data came through a threshold).
         The model is asked for longer lists and the excluded items are taken out, so
         each list still holds ``k`` items where the model has that many.
 

@@ -127,6 +127,7 @@ class BaseRecommender(BaseEstimator):  # type: ignore[misc]
         *,
         k: int = 10,
         exclude_seen: bool = True,
+        exclude: Any = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Return the top-``k`` items for each user.
 
@@ -143,6 +144,10 @@ class BaseRecommender(BaseEstimator):  # type: ignore[misc]
             Length of each list.
         exclude_seen : bool, default=True
             Leave items of the user's history out of the list.
+        exclude : sparse matrix of shape (n_batch, n_items), optional
+            More items to leave out, row ``i`` for ``user_ids[i]``: items the users have
+            seen but that are not in their history, such as low ratings. The model is
+            asked for longer lists and these items are taken out.
 
         Returns
         -------
@@ -156,6 +161,8 @@ class BaseRecommender(BaseEstimator):  # type: ignore[misc]
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
             raise ValueError(f"`k` must be a positive int; got {k!r}.")
         users = np.asarray(user_ids, dtype=np.int64).ravel()
+        if exclude is not None:
+            return self._recommend_excluding(users, user_items, k, exclude_seen, exclude)
         if users.size and users.min() < 0:
             raise ValueError(
                 f"`user_ids` must be non-negative row indices; got {int(users.min())}. Map "
@@ -189,6 +196,33 @@ class BaseRecommender(BaseEstimator):  # type: ignore[misc]
             ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
             scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
         return ids, scores
+
+    def _recommend_excluding(
+        self, users: np.ndarray, user_items: Any, k: int, exclude_seen: bool, exclude: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`recommend` with the items of ``exclude``'s rows taken out."""
+        rows = sp.csr_matrix(exclude)
+        if rows.shape != (len(users), self.user_items_.shape[1]):
+            raise ValueError(
+                f"`exclude` must have one row per user and one column per item, "
+                f"{(len(users), self.user_items_.shape[1])}; got {rows.shape}."
+            )
+        rows.eliminate_zeros()
+        extra = int(np.diff(rows.indptr).max(initial=0))
+        ids, scores = self.recommend(users, user_items, k=k + extra, exclude_seen=exclude_seen)
+        if extra == 0:
+            return ids[:, :k], scores[:, :k]
+        n_items = self.user_items_.shape[1]
+        excluded = np.repeat(np.arange(len(users), dtype=np.int64), np.diff(rows.indptr))
+        excluded = excluded * n_items + rows.indices
+        listed = np.arange(len(users), dtype=np.int64)[:, None] * n_items + ids
+        dropped = np.isin(listed, excluded) | (ids < 0)
+        # The kept items first, in the model's order (a stable sort), then padding.
+        order = np.argsort(dropped, axis=1, kind="stable")[:, :k]
+        padding = np.take_along_axis(dropped, order, axis=1)
+        ids = np.where(padding, -1, np.take_along_axis(ids, order, axis=1))
+        scores = np.where(padding, -np.inf, np.take_along_axis(scores, order, axis=1))
+        return ids, scores.astype(np.float32, copy=False)
 
     def _history_rows(self, users: np.ndarray, user_items: Any) -> sp.csr_matrix:
         """The histories of ``users`` as a CSR of shape (len(users), n_items)."""

@@ -108,7 +108,9 @@ def tune(
     """Search the configuration that maximises validation NDCG@k, with Optuna's TPE.
 
     The validation split is cut from ``train`` only (a seeded per-user holdout), so a
-    test split kept aside by the caller is never seen while tuning.
+    test split kept aside by the caller is never seen while tuning. The validation lists
+    leave out the training data's ``seen_nonpositive`` items (e.g. low ratings), as
+    :class:`~metarec_classic.MetaRecommender` does when it serves.
 
     Parameters
     ----------
@@ -346,7 +348,14 @@ def make_objective(
             effective = _jsonable(getattr(model, "effective_config_", config))
             if effective != _jsonable(config):
                 trial.set_user_attr(EFFECTIVE_CONFIG_ATTR, effective)
-            score = evaluate(model, fit_part, validation, k=k, metrics=(metric,)).mean[metric_key]
+            score = evaluate(
+                model,
+                fit_part,
+                validation,
+                k=k,
+                metrics=(metric,),
+                exclude=fit_part.seen_nonpositive,
+            ).mean[metric_key]
         except Exception as err:
             trial.set_user_attr(FAIL_REASON_ATTR, f"{type(err).__name__}: {err}")
             raise

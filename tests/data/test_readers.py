@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import gzip
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metarec_classic.data import from_dataframe, read_interactions
+from metarec_classic.data import from_dataframe, random_holdout_split, read_interactions
 from metarec_classic.exceptions import DataError, DataWarning
 
 INT64_MAX = np.iinfo(np.int64).max
@@ -167,6 +169,35 @@ def test_positive_threshold_binarizes(tmp_path: Path) -> None:
     assert np.all(data.user_items.data == 1.0)
     assert data.report.counts["below_threshold_dropped"] == 2
     assert data.n_users == 2 and data.n_items == 2
+    # The low ratings are kept aside as seen, not lost: (user 1, item 2), (user 2, item 2).
+    assert data.seen_nonpositive is not None
+    seen = data.seen_nonpositive.tocoo()
+    assert sorted(zip(data.user_ids[seen.row], data.item_ids[seen.col], strict=True)) == [
+        (1, 2),
+        (2, 2),
+    ]
+
+
+def test_seen_nonpositive_survives_splits_and_adds_up(tmp_path: Path) -> None:
+    path = write(tmp_path, "1 1 5\n1 2 2\n1 3 4\n1 4 5\n2 1 4\n2 2 3\n2 3 -1\n")
+    ratings = read_interactions(path, positive_threshold=None).drop_nonpositive_weights()
+    # A negative weight cannot be a positive: dropped as weight, kept as seen.
+    assert ratings.report.counts["nonpositive_weights_dropped"] == 1
+    assert ratings.seen_nonpositive is not None and ratings.seen_nonpositive.nnz == 1
+    positives = ratings.binarize(4)
+    assert positives.seen_nonpositive is not None
+    assert positives.seen_nonpositive.nnz == 3  # the -1, and the 2 and the 3
+    assert positives.n_interactions == 4
+    split = random_holdout_split(positives, test_fraction=0.5, random_state=0)
+    for part in (split.train, split.test):
+        assert part.seen_nonpositive is not None
+        assert (part.seen_nonpositive != positives.seen_nonpositive).nnz == 0
+
+
+def test_seen_nonpositive_of_another_shape_is_refused() -> None:
+    data = from_dataframe(pd.DataFrame({"user_id": [1, 2], "item_id": [1, 2]}))
+    with pytest.raises(DataError, match="`seen_nonpositive` must be a sparse matrix"):
+        replace(data, seen_nonpositive=sp.csr_matrix((3, 3), dtype=np.float32))
 
 
 # -- id types ----------------------------------------------------------------------------

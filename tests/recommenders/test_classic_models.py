@@ -123,6 +123,37 @@ def test_most_popular_ties_go_to_the_lower_index() -> None:
     assert ids.tolist() == [[2, 0, 1, 3]]
 
 
+def test_excluded_items_leave_the_list_and_the_next_ones_move_up() -> None:
+    user_items = make_user_items(n_users=20, n_items=12, seed=5)
+    model = EASERecommender(l2_reg=10.0).fit(user_items)
+    users = np.array([0, 3, 25])  # 25: a user the model has never seen
+    full, full_scores = model.recommend(users, k=12)
+    exclude = sp.lil_matrix((3, 12), dtype=np.float32)
+    exclude[0, full[0, [0, 2]]] = 1  # the first and third of user 0's list
+    exclude[2, full[2, 0]] = 1
+    ids, scores = model.recommend(users, k=3, exclude=exclude.tocsr())
+    kept_0 = [i for i in full[0] if i >= 0 and i not in full[0, [0, 2]]][:3]
+    assert ids[0].tolist() == kept_0
+    assert ids[1].tolist() == full[1, :3].tolist()  # nothing excluded, nothing changes
+    assert ids[2].tolist() == full[2, 1:4].tolist()
+    position = {item: j for j, item in enumerate(full[0])}
+    np.testing.assert_array_equal(scores[0], full_scores[0, [position[i] for i in kept_0]])
+
+
+def test_excluding_every_candidate_pads_the_list() -> None:
+    user_items = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 1, 1, 0]], dtype=np.float32))
+    model = MostPopularRecommender().fit(user_items)
+    exclude = sp.csr_matrix(np.array([[0, 1, 1, 1]], dtype=np.float32))
+    ids, scores = model.recommend([0], k=2, exclude=exclude)
+    assert ids.tolist() == [[-1, -1]] and np.isneginf(scores).all()
+
+
+def test_exclude_of_the_wrong_shape_is_refused() -> None:
+    model = MostPopularRecommender().fit(make_user_items(n_users=5, n_items=4, seed=0))
+    with pytest.raises(ValueError, match=r"one row per user and one column per item, \(2, 4\)"):
+        model.recommend([0, 1], k=2, exclude=sp.csr_matrix((2, 5)))
+
+
 # -- UserKNN -----------------------------------------------------------------------------
 
 #: Users 0 and 1 share two items, users 2 and 3 two others, user 2 bridges both groups.
