@@ -11,17 +11,52 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def _shared_data_path() -> Path:
+    return Path(os.environ.get("METAREC_DATA", str(REPO_ROOT.parent / "shared" / "data")))
+
+
+def _no_data_message(path: Path) -> str:
+    return f"Shared data folder {path} not found; set METAREC_DATA to its location."
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    path = _shared_data_path()
+    return f"shared data: {path}" + ("" if path.is_dir() else " (NOT FOUND)")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # Said last, below the result line: a run without the data passes, but most of what
+    # it could check was not checked.
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    skipped = [
+        report
+        for report in reporter.stats.get("skipped", [])
+        if "Shared data folder" in str(getattr(report, "longrepr", ""))
+    ]
+    if skipped:
+        reporter.write_sep(
+            "!",
+            f"{len(skipped)} tests on real data were SKIPPED: "
+            + _no_data_message(_shared_data_path()),
+            red=True,
+            bold=True,
+        )
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Folder of the shared real data sets (``ml-100k/``, ...).
 
     Taken from the ``METAREC_DATA`` environment variable, else ``<repo>/../shared/data``.
-    When the folder is missing the test is skipped, except on CI (``CI=true``) where a
-    missing data folder is a broken setup and fails the test.
+    When the folder is missing the test is skipped (and the run's summary says how many
+    were), except on CI (``CI=true``) where a missing data folder is a broken setup and
+    fails the test.
     """
-    path = Path(os.environ.get("METAREC_DATA", str(REPO_ROOT.parent / "shared" / "data")))
+    path = _shared_data_path()
     if not path.is_dir():
-        message = f"Shared data folder {path} not found; set METAREC_DATA to its location."
+        message = _no_data_message(path)
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
