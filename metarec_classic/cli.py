@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import re
+import signal
 import sys
 import time
 import traceback
@@ -40,7 +41,7 @@ from metarec_classic.data import (
     temporal_split,
 )
 from metarec_classic.evaluation import evaluate
-from metarec_classic.exceptions import DataError, MetarecError
+from metarec_classic.exceptions import DataError, MetarecError, Terminated
 from metarec_classic.meta import (
     DEFAULT_TASK_PLAN,
     TASK_KINDS,
@@ -86,15 +87,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"metarec: error: {_message(err, reads_files)}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         storage = getattr(args, "storage", None)
         hint = (
             f" Finished trials are saved in {storage!r}; rerun the same command to resume."
             if storage
             else " Nothing was saved: pass --storage FILE to make a search resumable."
         )
-        print(f"metarec: interrupted.{hint}", file=sys.stderr)
-        return 130
+        terminated = isinstance(err, Terminated)
+        print(f"metarec: {'terminated' if terminated else 'interrupted'}.{hint}", file=sys.stderr)
+        # The shell's convention: 128 + the signal's number.
+        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     except Exception as err:  # the last line of defence: report, never a bare traceback
         if args.debug:
             raise

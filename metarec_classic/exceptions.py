@@ -1,7 +1,9 @@
 """Exceptions and warnings raised by metarec_classic.
 
 Every exception derives from :class:`MetarecError` *and* the matching built-in type, so
-callers can catch either (``except ValueError`` keeps working).
+callers can catch either (``except ValueError`` keeps working). :class:`Terminated` is
+the one exception: it is a ``KeyboardInterrupt``, which ``except Exception`` must not
+catch.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ __all__ = [
     "MemoryLimitError",
     "MetarecError",
     "MetarecWarning",
+    "Terminated",
     "TuningError",
 ]
 
@@ -39,6 +42,10 @@ class MemoryLimitError(MetarecError, MemoryError):
 
 class TuningError(MetarecError, RuntimeError):
     """A search that produced no usable result (for example, every trial failed)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM received during a corpus build, which then stops as it does on Ctrl-C."""
 
 
 class MetarecWarning(UserWarning):

@@ -319,8 +319,8 @@ def test_sigterm_stops_every_worker_and_queues_their_trials_again(
     process, workers = _start_with_two_running_workers(storage)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
-    assert "rerun the same command to resume" in stderr
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert "metarec: terminated." in stderr and "rerun the same command to resume" in stderr
     assert "still running" not in stderr
     for worker in workers:  # no worker outlives the command
         with pytest.raises(ProcessLookupError):

@@ -40,7 +40,7 @@ from optuna.storages import BaseStorage, InMemoryStorage
 from optuna.trial import TrialState
 
 from metarec_classic.data import Interactions, load_dataset
-from metarec_classic.exceptions import MetarecError, MetarecWarning, TuningError
+from metarec_classic.exceptions import MetarecError, MetarecWarning, Terminated, TuningError
 from metarec_classic.meta._corpus import Task, _stable_seed
 from metarec_classic.meta._labels import (
     CUT_ATTR,
@@ -593,7 +593,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
         return
 
     def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        raise Terminated
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
