@@ -85,8 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (MetarecError, ValueError, TypeError, FileNotFoundError, KeyError) as err:
         if args.debug:  # the traceback, and still the exit status of bad input
             traceback.print_exc()
-        print(f"metarec: error: {_message(err, reads_files)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _failed(args, f"error: {_message(err, reads_files)}", EXIT_BAD_INPUT)
     except KeyboardInterrupt as err:
         storage = getattr(args, "storage", None)
         hint = (
@@ -95,18 +94,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             else " Nothing was saved: pass --storage FILE to make a search resumable."
         )
         terminated = isinstance(err, Terminated)
-        print(f"metarec: {'terminated' if terminated else 'interrupted'}.{hint}", file=sys.stderr)
         # The shell's convention: 128 + the signal's number.
-        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+        status = 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+        return _failed(args, f"{'terminated' if terminated else 'interrupted'}.{hint}", status)
     except Exception as err:  # the last line of defence: report, never a bare traceback
         if args.debug:
             raise
-        print(
-            f"metarec: internal error: {type(err).__name__}: {err}. This is a bug in "
+        return _failed(
+            args,
+            f"internal error: {type(err).__name__}: {err}. This is a bug in "
             "metarec_classic; rerun with --debug for the traceback and report it.",
-            file=sys.stderr,
+            EXIT_INTERNAL,
         )
-        return EXIT_INTERNAL
     if "recommendations" in result:
         table = result["recommendations"]
         if args.json:
@@ -393,6 +392,14 @@ def _int_at_least(low: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _failed(args: argparse.Namespace, message: str, status: int) -> int:
+    """Report a failed command on stderr (and, with --json, as JSON on stdout)."""
+    print(f"metarec: {message}", file=sys.stderr)
+    if getattr(args, "json", False):
+        print(json.dumps({"error": message, "exit_status": int(status)}, indent=2))
+    return status
 
 
 def _positive_float(text: str) -> float:

@@ -131,6 +131,15 @@ def test_missing_file_is_bad_input(tmp_path: Path) -> None:
     assert result.stdout == ""
 
 
+def test_with_json_a_failure_is_a_json_document_too(tmp_path: Path) -> None:
+    result = run("info", tmp_path / "missing.csv", "--json")
+    assert result.returncode == 2
+    document = json.loads(result.stdout)
+    assert document["exit_status"] == 2
+    assert document["error"].startswith("error: ") and "missing.csv" in document["error"]
+    assert document["error"] in result.stderr  # the person at the terminal reads it too
+
+
 def test_bad_params_json_is_bad_input(string_csv: Path) -> None:
     result = run("evaluate", string_csv, "--algorithm", "most_popular", "--params", "{oops")
     assert result.returncode == 2
