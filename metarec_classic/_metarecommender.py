@@ -234,7 +234,9 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         Users unseen in training get the most popular items. The result has one row per
         recommended item: ``user_id``, ``item_id``, ``rank`` (1 = best) and ``score``.
         ``exclude_seen`` leaves out the items of each user's training history and the
-        items the user has seen without liking them (``seen_nonpositive_``).
+        items the user has seen without liking them (``seen_nonpositive_``). A score is
+        the serving model's own: it orders one user's list, and its scale differs between
+        users served by different models (popularity counts for users without history).
         """
         check_is_fitted(self, "model_")
         ids = np.atleast_1d(np.asarray(user_ids, dtype=object))
