@@ -22,7 +22,7 @@ Groups (prefix: meaning):
   16-factor PureSVD on a subsample of at most ``landmark_users`` users and their
   ``landmark_items`` most popular items (so the cost does not grow with the data), and
   the ratios of the two personalised ones to MostPopular. Then EASE with a weak (10) and
-  a strong (1,000) L2 weight on the subsample's 1,000 most popular items, and the ratio
+  a strong (1,000) L2 weight on the subsample's 500 most popular items, and the ratio
   strong over weak: how much regularisation the data wants, which absolute sizes do not
   tell (the best L2 weight of the corpus tasks ranges from 5 to 7,600 and follows the
   domain, not the size). A landmarker that fails or overruns the time cap gets 0 and
@@ -57,17 +57,17 @@ _LANDMARKERS: tuple[tuple[str, str, dict[str, Any]], ...] = (
 )
 #: EASE landmarkers, scored on fewer items because an EASE fit is cubic in the items.
 _EASE_LANDMARKERS: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("ease_weak", "ease", {"l2_reg": 10.0}),
-    ("ease_strong", "ease", {"l2_reg": 1000.0}),
+    ("ease_weak", "ease", {"l2_reg": 10.0, "n_jobs": 1}),
+    ("ease_strong", "ease", {"l2_reg": 1000.0, "n_jobs": 1}),
 )
-_EASE_LANDMARK_ITEMS = 1000
+_EASE_LANDMARK_ITEMS = 500
 
 
 def dataset_metafeatures(
     train: Interactions | sp.csr_matrix,
     *,
     landmarkers: bool = True,
-    landmark_users: int = 2000,
+    landmark_users: int = 1000,
     landmark_items: int = 3000,
     landmark_seconds: float = 10.0,
     random_state: int = 0,
@@ -80,7 +80,7 @@ def dataset_metafeatures(
         Training interactions only (never the test split).
     landmarkers : bool, default=True
         Also score the cheap landmark models (the only part that is not linear time).
-    landmark_users : int, default=2000
+    landmark_users : int, default=1000
         Users sampled for the landmarkers, so their cost does not grow with the data.
     landmark_items : int, default=3000
         The landmarkers score only the sampled users' most popular items (the size of
