@@ -22,7 +22,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -66,10 +66,34 @@ class BadInput(MetarecError, ValueError):
     """A command-line argument that cannot be used."""
 
 
+class _UsageError(Exception):
+    """A command line that argparse cannot parse; carries argparse's own text."""
+
+    def __init__(self, usage: str, prog: str, message: str) -> None:
+        super().__init__(message)
+        self.usage, self.prog, self.message = usage, prog, message
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors reach :func:`main` instead of exiting there."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(self.format_usage(), self.prog, message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``metarec`` command; return the exit status."""
     parser = _build_parser()
-    args = parser.parse_args(argv)
+    tokens = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(tokens)
+    except _UsageError as err:
+        # argparse's own report, plus the JSON document a --json caller reads.
+        print(f"{err.usage}{err.prog}: error: {err.message}", file=sys.stderr)
+        if "--json" in tokens:
+            document = {"error": err.message, "kind": "usage", "exit_status": EXIT_BAD_INPUT}
+            print(json.dumps(document, indent=2))
+        return EXIT_BAD_INPUT
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         stream=sys.stderr,
@@ -85,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (MetarecError, ValueError, TypeError, FileNotFoundError, KeyError) as err:
         if args.debug:  # the traceback, and still the exit status of bad input
             traceback.print_exc()
-        return _failed(args, f"error: {_message(err, reads_files)}", EXIT_BAD_INPUT)
+        return _failed(args, _message(err, reads_files), EXIT_BAD_INPUT, what="error")
     except KeyboardInterrupt as err:
         storage = getattr(args, "storage", None)
         hint = (
@@ -96,15 +120,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         terminated = isinstance(err, Terminated)
         # The shell's convention: 128 + the signal's number.
         status = 128 + (signal.SIGTERM if terminated else signal.SIGINT)
-        return _failed(args, f"{'terminated' if terminated else 'interrupted'}.{hint}", status)
+        what = "terminated" if terminated else "interrupted"
+        return _failed(args, hint.strip(), status, what=what)
     except Exception as err:  # the last line of defence: report, never a bare traceback
         if args.debug:
             raise
         return _failed(
             args,
-            f"internal error: {type(err).__name__}: {err}. This is a bug in "
-            "metarec_classic; rerun with --debug for the traceback and report it.",
+            f"{type(err).__name__}: {err}. This is a bug in metarec_classic; rerun with "
+            "--debug for the traceback and report it.",
             EXIT_INTERNAL,
+            what="internal error",
         )
     if "recommendations" in result:
         table = result["recommendations"]
@@ -394,11 +420,11 @@ def _int_at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
-def _failed(args: argparse.Namespace, message: str, status: int) -> int:
+def _failed(args: argparse.Namespace, message: str, status: int, *, what: str) -> int:
     """Report a failed command on stderr (and, with --json, as JSON on stdout)."""
-    print(f"metarec: {message}", file=sys.stderr)
+    print(f"metarec: {what}: {message}", file=sys.stderr)
     if getattr(args, "json", False):
-        print(json.dumps({"error": message, "exit_status": int(status)}, indent=2))
+        print(json.dumps({"error": message, "kind": what, "exit_status": int(status)}, indent=2))
     return status
 
 
@@ -625,7 +651,7 @@ def _format_mapping(result: dict[str, Any], indent: str = "") -> str:
 
 # -- parser --------------------------------------------------------------------------------
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="metarec",
         description="Choose, configure and tune classical recommenders for your data.",
     )

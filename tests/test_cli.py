@@ -135,9 +135,25 @@ def test_with_json_a_failure_is_a_json_document_too(tmp_path: Path) -> None:
     result = run("info", tmp_path / "missing.csv", "--json")
     assert result.returncode == 2
     document = json.loads(result.stdout)
-    assert document["exit_status"] == 2
-    assert document["error"].startswith("error: ") and "missing.csv" in document["error"]
-    assert document["error"] in result.stderr  # the person at the terminal reads it too
+    assert document["exit_status"] == 2 and document["kind"] == "error"
+    assert "missing.csv" in document["error"]
+    assert f"metarec: error: {document['error']}" in result.stderr  # for the person, too
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fit", "--demo", "--trials", "-1"], "argument --trials: must be at least 0, got -1"),
+        (["recommend", "somewhere"], "the following arguments are required: --users"),
+    ],
+)
+def test_with_json_a_command_line_argparse_refuses_is_a_json_document_too(
+    args: list[str], message: str
+) -> None:
+    result = run(*args, "--json")
+    assert result.returncode == 2
+    assert json.loads(result.stdout) == {"error": message, "kind": "usage", "exit_status": 2}
+    assert "usage: metarec" in result.stderr and message in result.stderr
 
 
 def test_bad_params_json_is_bad_input(string_csv: Path) -> None:
@@ -329,7 +345,7 @@ def test_sigterm_stops_every_worker_and_queues_their_trials_again(
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGTERM, stderr
-    assert "metarec: terminated." in stderr and "rerun the same command to resume" in stderr
+    assert "metarec: terminated: " in stderr and "rerun the same command to resume" in stderr
     assert "still running" not in stderr
     for worker in workers:  # no worker outlives the command
         with pytest.raises(ProcessLookupError):

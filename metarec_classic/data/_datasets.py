@@ -86,6 +86,7 @@ from metarec_classic.data._rda import RObject, read_rda
 from metarec_classic.data._readers import (
     _read_table,
     _table_to_interactions,
+    binarize_or_refuse,
     read_interactions,
 )
 from metarec_classic.data._report import DataReport
@@ -337,7 +338,7 @@ def load_dataset(
     else:
         threshold = positive_threshold
     if threshold is not None:
-        data = data.binarize(threshold)
+        data = binarize_or_refuse(data, threshold)
     _log.info("Loaded %r from %s.", data, data.report.source)
     return data
 

@@ -202,7 +202,7 @@ def read_interactions(
         report=report,
     )
     if positive_threshold is not None:
-        data = data.binarize(positive_threshold)
+        data = binarize_or_refuse(data, positive_threshold)
     return data
 
 
@@ -639,3 +639,23 @@ def _typed_timestamps(values: list[str]) -> np.ndarray:
 def _normalise(name: str) -> str:
     """Lower-case a header name and drop ``_``, ``-``, spaces and quotes."""
     return re.sub(r"[\s_\-\"']", "", name).lower()
+
+
+def binarize_or_refuse(data: Interactions, threshold: float) -> Interactions:
+    """``data.binarize(threshold)``, refused when it would leave no positive at all."""
+    positives = data.binarize(threshold)
+    if positives.n_interactions or not data.n_interactions:
+        return positives
+    name = data.name or "The data"
+    if data.ratings is None and np.all(data.user_items.data == 1):
+        raise DataError(
+            f"{name} has no rating column (every interaction has weight 1), so "
+            f"`positive_threshold={threshold:g}` would drop all {data.n_interactions} "
+            "interactions. Leave the threshold out, or name the rating column in `columns`."
+        )
+    values = data.ratings if data.ratings is not None else data.user_items.data
+    raise DataError(
+        f"No rating of {name} reaches the threshold {threshold:g} (they range from "
+        f"{float(np.min(values)):g} to {float(np.max(values)):g}), so no positive is left. "
+        "Pass a lower `positive_threshold`."
+    )

@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 
 from metarec_classic.data import Interactions
+from metarec_classic.exceptions import DataError
 from metarec_classic.meta._model import Candidate, MetaModel
 from metarec_classic.metafeatures import dataset_metafeatures
-from metarec_classic.recommenders import get_recommender_class
+from metarec_classic.recommenders import check_positive_weights, get_recommender_class
 from metarec_classic.tuning import position_in_space
 
 __all__ = ["QUEUE_SPREAD", "Selection", "select"]
@@ -140,7 +141,20 @@ def select(
     Returns
     -------
     Selection
+
+    Raises
+    ------
+    DataError
+        When ``train`` holds no interaction, or weights no model can train on (zero or
+        negative ones): the choice would be for data that cannot be fitted.
     """
+    if train.n_interactions == 0:
+        raise DataError(
+            f"{train.name or 'The data'} holds no interactions, so there is nothing to choose "
+            f"for ({train.n_users} users, {train.n_items} items). Check what loading dropped "
+            "(its report), e.g. a threshold above every rating."
+        )
+    check_positive_weights(train.user_items)
     started = time.perf_counter()
     features = dataset_metafeatures(
         train, random_state=random_state, landmark_seconds=landmark_seconds

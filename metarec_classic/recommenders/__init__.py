@@ -5,7 +5,7 @@ import a class directly.
 """
 
 from metarec_classic.recommenders._als import ALSRecommender
-from metarec_classic.recommenders._base import BaseRecommender, top_k
+from metarec_classic.recommenders._base import BaseRecommender, check_positive_weights, top_k
 from metarec_classic.recommenders._bpr import BPRRecommender
 from metarec_classic.recommenders._ease import EASERecommender
 from metarec_classic.recommenders._itemknn import ItemKNNRecommender
@@ -40,6 +40,7 @@ __all__ = [
     "RP3betaRecommender",
     "RecommenderFileError",
     "UserKNNRecommender",
+    "check_positive_weights",
     "get_recommender_class",
     "load_recommender",
     "make_recommender",

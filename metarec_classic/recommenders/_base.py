@@ -15,7 +15,13 @@ from sklearn.utils.validation import check_is_fitted
 from metarec_classic.data import Interactions
 from metarec_classic.exceptions import DataError, InputConversionWarning
 
-__all__ = ["BaseRecommender", "as_user_items", "shared_top_k", "top_k"]
+__all__ = [
+    "BaseRecommender",
+    "as_user_items",
+    "check_positive_weights",
+    "shared_top_k",
+    "top_k",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -86,7 +92,7 @@ class BaseRecommender(BaseEstimator):  # type: ignore[misc]
         self
         """
         matrix = as_user_items(user_items)
-        _check_positive_weights(matrix)
+        check_positive_weights(matrix)
         self._validate_params()
         self.effective_config_ = self._clamp_to_data(matrix)
         self.user_items_ = matrix
@@ -406,7 +412,7 @@ def as_user_items(data: Any) -> sp.csr_matrix:
     return sp.csr_matrix(data, dtype=np.float32)
 
 
-def _check_positive_weights(matrix: sp.csr_matrix) -> None:
+def check_positive_weights(matrix: sp.csr_matrix) -> None:
     """Refuse zero or negative weights: no model here reads them as a dislike."""
     nonpositive = int((matrix.data <= 0).sum())
     if nonpositive:

@@ -178,6 +178,21 @@ def test_positive_threshold_binarizes(tmp_path: Path) -> None:
     ]
 
 
+def test_a_threshold_above_every_rating_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "1 1 3\n1 2 2\n2 1 1\n")
+    with pytest.raises(
+        DataError, match=r"No rating .* reaches the threshold 6 \(they range from 1 to 3\)"
+    ):
+        read_interactions(path, positive_threshold=6)
+
+
+def test_a_threshold_on_a_file_without_ratings_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "1 1\n1 2\n2 1\n")
+    with pytest.raises(DataError, match=r"has no rating column .* would drop all 3"):
+        read_interactions(path, positive_threshold=4)
+    assert read_interactions(path, positive_threshold=1).n_interactions == 3
+
+
 def test_seen_nonpositive_survives_splits_and_adds_up(tmp_path: Path) -> None:
     path = write(tmp_path, "1 1 5\n1 2 2\n1 3 4\n1 4 5\n2 1 4\n2 2 3\n2 3 -1\n")
     ratings = read_interactions(path, positive_threshold=None).drop_nonpositive_weights()

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from metarec_classic.data import Interactions, from_sparse
+from metarec_classic.exceptions import DataError
 from metarec_classic.meta import QUEUE_SPREAD, MetaModel, Selection, select
 from metarec_classic.recommenders import get_recommender_class
 from metarec_classic.testing import make_user_items
@@ -32,6 +33,17 @@ def test_select_is_identical_for_the_same_data_and_seed(
     assert first.best.algorithm == first.table["algorithm"][0]
     assert first.best.config == first.table["config"][0]
     assert first.seconds > 0
+
+
+def test_select_refuses_data_no_model_can_be_fitted_on(tiny_meta_model: MetaModel) -> None:
+    data = from_sparse(make_user_items(n_users=30, n_items=20, seed=0), name="ratings")
+    empty = data.select_entries(np.zeros(data.n_interactions, dtype=bool))
+    with pytest.raises(DataError, match=r"ratings holds no interactions, .*\(30 users, 20 items\)"):
+        select(empty, tiny_meta_model)
+    ratings = data.user_items.data.copy()
+    ratings[:3] = -1.0  # ratings of a -10..10 scale kept as weights
+    with pytest.raises(DataError, match=r"3 of the .* have a zero or negative weight"):
+        select(data.with_weights(ratings), tiny_meta_model)
 
 
 def test_out_of_range_features_are_reported_and_logged(
