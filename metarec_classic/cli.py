@@ -398,10 +398,20 @@ def _cmd_train_meta(args: argparse.Namespace) -> dict[str, Any]:
 
 # -- helpers -------------------------------------------------------------------------------
 def _out_folder(text: str, what: str) -> Path:
-    """The ``--out`` folder, refused at once when a file already has its name."""
+    """The ``--out`` folder, created and tried at once: refused before any work starts."""
     out = Path(text)
     if out.exists() and not out.is_dir():
         raise BadInput(f"`--out` {text!r} is a file; give a folder for {what}.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".metarec-write-probe"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise BadInput(
+            f"`--out` {text!r} cannot be written ({err.strerror or err}); give a folder you "
+            f"can write to for {what}."
+        ) from err
     return out
 
 

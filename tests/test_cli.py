@@ -435,6 +435,11 @@ def test_an_out_path_that_is_a_file_is_refused_before_any_work(
     assert result.returncode == 2, result.stderr
     assert "is a file; give a folder" in result.stderr
     assert not (tmp_path / "s.journal").exists()  # refused before the build began
+    # A folder that cannot be made (here: under a file) is refused as early.
+    result = run(command, *arguments, "--out", target / "models")
+    assert result.returncode == 2, result.stderr
+    assert "cannot be written (Not a directory); give a folder you can write" in result.stderr
+    assert not (tmp_path / "s.journal").exists()
 
 
 @pytest.mark.parametrize(
