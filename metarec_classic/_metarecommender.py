@@ -6,8 +6,10 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from metarec_classic.data import IdMap, Interactions
 from metarec_classic.evaluation import evaluate
+from metarec_classic.exceptions import DataWarning
 from metarec_classic.meta import (
     NO_HISTORY,
     Candidate,
@@ -243,12 +246,12 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         rows = self.user_map_.to_index(ids)
         unknown = rows < 0
         if unknown.any():
-            _log.warning(
-                "%d of %d users are not in the training data (e.g. %r); they get the most "
-                "popular items.",
-                int(unknown.sum()),
-                len(ids),
-                ids[unknown][0],
+            example = ids[unknown][0]
+            warnings.warn(
+                f"{int(unknown.sum())} of {len(ids)} users are not in the training data (e.g. "
+                f"{example!r}); they get the most popular items.{self._id_type_hint(example)}",
+                DataWarning,
+                stacklevel=2,
             )
         # Unknown users go to the model of users without history, with an index past the
         # training users: that model's fallback for users it has never seen.
@@ -488,6 +491,19 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         return rec
 
     # -- helpers -------------------------------------------------------------------------
+    def _id_type_hint(self, user_id: Any) -> str:
+        """A hint when ``user_id`` is a known id spelled as another type ("7" for 7)."""
+        spellings: list[Any] = [str(user_id)]
+        if isinstance(user_id, str) and re.fullmatch(r"-?[0-9]+", user_id.strip()):
+            spellings.append(int(user_id))
+        for spelling in spellings:
+            if type(spelling) is not type(user_id) and self.user_map_.to_index([spelling])[0] >= 0:
+                return (
+                    f" The training ids are {type(spelling).__name__}s: pass {spelling!r}, "
+                    f"not {user_id!r}."
+                )
+        return ""
+
     def _choose_segments(self, interactions: Interactions) -> list[tuple[str, dict[str, Any]]]:
         """Choose per segment; return the distinct (algorithm, config) pairs to fit.
 

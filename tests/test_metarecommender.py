@@ -19,6 +19,7 @@ from metarec_classic.data import (
     random_holdout_split,
 )
 from metarec_classic.evaluation import evaluate
+from metarec_classic.exceptions import DataWarning
 from metarec_classic.meta import MetaModel
 from metarec_classic.recommenders import RecommenderFileError
 from metarec_classic.tuning import Portfolio
@@ -84,7 +85,8 @@ def test_recommend_with_original_string_ids(fitted: MetaRecommender) -> None:
 
 
 def test_an_unseen_user_gets_the_popular_list(fitted: MetaRecommender) -> None:
-    table = fitted.recommend(["stranger", "u007"], k=5)
+    with pytest.warns(DataWarning, match=r"1 of 2 users are not in the training data .*popular"):
+        table = fitted.recommend(["stranger", "u007"], k=5)
     stranger = table[table["user_id"] == "stranger"]
     assert list(stranger["rank"]) == [1, 2, 3, 4, 5]
     popularity = fitted.model_.item_popularity_
@@ -140,6 +142,17 @@ def _seen_nonpositive_listed(table: pd.DataFrame, data: Interactions) -> int:
     rows = data.user_map.to_index(table["user_id"].to_numpy())
     cols = data.item_map.to_index(table["item_id"].to_numpy())
     return int(np.asarray(data.seen_nonpositive[rows, cols]).sum())
+
+
+def test_a_known_id_of_another_type_is_pointed_out(
+    rated_data: Interactions, tiny_meta_model: MetaModel
+) -> None:
+    rec = MetaRecommender(tiny_meta_model).fit(rated_data)  # integer ids
+    with pytest.warns(DataWarning, match=r"The training ids are ints: pass 1, not '1'"):
+        rec.recommend(["1"], k=3)
+    with pytest.warns(DataWarning) as caught:
+        rec.recommend(["nobody"], k=3)
+    assert "training ids are" not in str(caught[0].message)
 
 
 def test_items_rated_below_the_threshold_are_never_recommended(
