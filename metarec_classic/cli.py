@@ -163,7 +163,7 @@ def _cmd_info(args: argparse.Namespace) -> dict[str, Any]:
         "median_interactions_per_user": float(np.median(degrees)),
         "median_interactions_per_item": float(np.median(item_degrees)),
         "share_users_with_at_most_2": float(np.mean(degrees <= 2)),
-        "report": data.report.to_dict(),
+        "report": _report_for_command_line(data),
     }
     if data.ratings is not None and len(data.ratings):
         info["rating_range"] = [float(data.ratings.min()), float(data.ratings.max())]
@@ -624,6 +624,13 @@ def _for_command_line(text: str) -> str:
     if not flags:
         return text
     return f"{text} On the command line: {'; '.join(flags)}."
+
+
+def _report_for_command_line(data: Interactions) -> dict[str, Any]:
+    """The loading report, its messages naming flags where they name Python arguments."""
+    report = data.report.to_dict()
+    report["messages"] = {k: _for_command_line(v) for k, v in report["messages"].items()}
+    return report
 
 
 def _message(err: BaseException, reads_files: bool = True) -> str:

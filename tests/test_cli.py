@@ -86,6 +86,9 @@ def test_info_demo_json() -> None:
     assert document["n_users"] > 0 and document["n_items"] > 0
     assert document["n_interactions"] > document["n_users"]
     assert 0 < document["density"] < 1
+    # The report's messages name the flag, not only the Python argument.
+    dropped = document["report"]["messages"]["below_threshold_dropped"]
+    assert dropped.endswith("On the command line: --threshold none.")
 
 
 def test_info_human_readable_output(string_csv: Path) -> None:
