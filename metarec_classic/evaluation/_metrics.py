@@ -75,7 +75,13 @@ class _Recommends(Protocol):
     """Anything with the batch ``recommend`` of :class:`BaseRecommender`."""
 
     def recommend(
-        self, user_ids: Any, user_items: Any = None, *, k: int = 10, exclude_seen: bool = True
+        self,
+        user_ids: Any,
+        user_items: Any = None,
+        *,
+        k: int = 10,
+        exclude_seen: bool = True,
+        exclude: Any = None,
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
@@ -225,8 +231,8 @@ def evaluate(
         item the user rated in the training period, when the model learns from the
         positives only (ratings below the threshold are seen items, not candidates;
         ``train.seen_nonpositive`` holds them when the data came through a threshold).
-        The model is asked for longer lists and the excluded items are taken out, so
-        each list still holds ``k`` items where the model has that many.
+        They are passed on to the model's ``recommend(..., exclude=)``, which fills each
+        list with ``k`` items where it has that many.
 
     Returns
     -------
@@ -298,10 +304,12 @@ def evaluate(
     recommended = np.full((len(candidates), k), -1, dtype=np.int64)
     for start in range(0, len(candidates), int(batch_size)):
         batch = candidates[start : start + int(batch_size)]
-        if exclude_m is None:
+        if exclude_m is None:  # models without an `exclude` argument are scored too
             ids, _ = model.recommend(batch, train_m[batch], k=k, exclude_seen=True)
         else:
-            ids = _without_excluded(model, batch, train_m, exclude_m, k)
+            ids, _ = model.recommend(
+                batch, train_m[batch], k=k, exclude_seen=True, exclude=exclude_m[batch]
+            )
         recommended[start : start + len(batch)] = _check_recommended(ids, k, n_items)
 
     # Scores from the hit matrix of all lists at once.
@@ -393,22 +401,6 @@ def _hit_matrix(
     found = positive_keys[np.minimum(pos, positive_keys.size - 1)] == pair
     hits = found & valid & ~_repeated_in_row(recommended)
     return hits
-
-
-def _without_excluded(
-    model: _Recommends, batch: np.ndarray, train: sp.csr_matrix, exclude: sp.csr_matrix, k: int
-) -> np.ndarray:
-    """Top-``k`` lists of ``batch`` with the items of ``exclude``'s rows taken out."""
-    rows = exclude[batch]
-    extra = int(np.diff(rows.indptr).max(initial=0))
-    ids, _ = model.recommend(batch, train[batch], k=k + extra, exclude_seen=True)
-    ids = _check_recommended(ids, k + extra, train.shape[1])
-    keys, _ = _positive_keys(rows.astype(bool).astype(np.float64))
-    dropped = _hit_matrix(ids, np.arange(len(batch)), keys, train.shape[1]) | (ids < 0)
-    # Kept items first, in the model's order (a stable sort), then padding.
-    order = np.argsort(dropped, axis=1, kind="stable")[:, :k]
-    kept = np.take_along_axis(ids, order, axis=1)
-    return np.where(np.take_along_axis(dropped, order, axis=1), -1, kept)
 
 
 def _repeated_in_row(recommended: np.ndarray) -> np.ndarray:
