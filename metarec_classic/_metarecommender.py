@@ -256,8 +256,10 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         # Unknown users go to the model of users without history, with an index past the
         # training users: that model's fallback for users it has never seen.
         route = self._models_of(rows)
-        exclude = self.seen_nonpositive_[np.where(unknown, 0, rows)]
-        exclude = sp.diags((~unknown).astype(np.float32)) @ exclude
+        exclude = None
+        if exclude_seen:  # the rows of unknown users stay empty
+            exclude = self.seen_nonpositive_[np.where(unknown, 0, rows)]
+            exclude = sp.diags((~unknown).astype(np.float32)) @ exclude
         rows = np.where(unknown, self.model_.user_items_.shape[0], rows)
         items = np.full((len(ids), k), -1, dtype=np.int64)
         scores = np.full((len(ids), k), -np.inf, dtype=np.float32)
@@ -267,7 +269,7 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
                 rows[chosen],
                 k=k,
                 exclude_seen=exclude_seen,
-                exclude=exclude[np.flatnonzero(chosen)] if exclude_seen else None,
+                exclude=None if exclude is None else exclude[np.flatnonzero(chosen)],
             )
             items[chosen, : got_items.shape[1]] = got_items
             scores[chosen, : got_scores.shape[1]] = got_scores
