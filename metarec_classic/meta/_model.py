@@ -59,6 +59,9 @@ _PREDICT_THREADS = min(2, os.cpu_count() or 1)
 
 #: Size meta-features (log1p of counts) that parameters are also expressed relative to.
 _SIZE_FEATURES = {"size.n_users_log": "users", "size.n_items_log": "items"}
+#: Parameters also expressed relative to a landmarker that measured their best value on
+#: the data (the log of that value): parameter column -> (meta-feature, column label).
+_LANDMARK_ANCHORS = {"ease.l2_reg": ("landmark.ease_l2_log", "landmark_peak")}
 
 
 def _distribution(column: str) -> Any:
@@ -482,13 +485,18 @@ class MetaModel(BoosterParams):
         self._neighbour_cache = (self.candidates_, k, out)
         return out
 
-    def _scale_columns(self) -> list[tuple[int, int, str]]:
-        """(parameter column, meta-feature index, name) of the size-relative columns.
+    def _scale_columns(self) -> list[tuple[int, int, str, bool]]:
+        """The relative parameter columns, each (parameter column, meta-feature index, name, exact).
+
+        ``exact``: the parameter is logged exactly rather than by ``log1p``.
 
         Labels come from tasks cut small, and the best ``l2_reg``, ``n_neighbors`` or
         ``n_factors`` grow with the data. Trees cannot extrapolate a raw value to a larger
         dataset; a value relative to the data's size (log ratio to users, to items) is a
-        split that carries over from small tasks to large data.
+        split that carries over from small tasks to large data. Where a landmarker
+        measured a parameter's best value on the data itself (EASE's L2 weight), the log
+        ratio to that value is one more column: one split then says "near the measured
+        peak" for every dataset at once.
         """
         sizes = [
             (self.feature_names_.index(name), label)
@@ -500,24 +508,37 @@ class MetaModel(BoosterParams):
             for j, name in enumerate(self.param_columns_)
             if not isinstance(_distribution(name), CategoricalDistribution)
         ]
-        return [
-            (j, index, f"{self.param_columns_[j]}/{label}")
+        columns = [
+            (j, index, f"{self.param_columns_[j]}/{label}", False)
             for j in numeric
             for index, label in sizes
         ]
+        for parameter, (feature, label) in _LANDMARK_ANCHORS.items():
+            if parameter in self.param_columns_ and feature in self.feature_names_:
+                columns.append(
+                    (
+                        self.param_columns_.index(parameter),
+                        self.feature_names_.index(feature),
+                        f"{parameter}/{label}",
+                        True,
+                    )
+                )
+        return columns
 
     def _relative_params(self, features: np.ndarray, params: np.ndarray) -> np.ndarray:
         columns = self._scale_columns()
         out = np.full((params.shape[0], len(columns)), np.nan)
         with np.errstate(divide="ignore", invalid="ignore"):
-            for c, (j, index, _) in enumerate(columns):
+            for c, (j, index, _, exact) in enumerate(columns):
                 value = params[:, j]
-                positive = value > 0
-                out[positive, c] = np.log1p(value[positive]) - features[positive, index]
+                # A landmarker that could not run left its feature at 0: no anchor.
+                positive = (value > 0) & ~(exact & (features[:, index] == 0))
+                logged = np.log(value[positive]) if exact else np.log1p(value[positive])
+                out[positive, c] = logged - features[positive, index]
         return out
 
     def _design_parameter_names(self) -> list[str]:
-        return [*self.param_columns_, *(name for _, _, name in self._scale_columns())]
+        return [*self.param_columns_, *(name for _, _, name, _ in self._scale_columns())]
 
     def _feature_row(self, features: dict[str, float]) -> np.ndarray:
         missing = [n for n in self.feature_names_ if n not in features]

@@ -21,9 +21,10 @@ Groups (prefix: meaning):
 - ``landmark.*``: validation NDCG@10 of MostPopular, a 10-neighbour cosine item-kNN and a
   16-factor PureSVD on a subsample of at most ``landmark_users`` users and their
   ``landmark_items`` most popular items (so the cost does not grow with the data), and
-  the ratios of the two personalised ones to MostPopular. Then EASE with a weak (10) and
-  a strong (1,000) L2 weight on the subsample's 500 most popular items, and the ratio
-  strong over weak: how much regularisation the data wants, which absolute sizes do not
+  the ratios of the two personalised ones to MostPopular. Then EASE along an L2 path
+  (10 to 1,000) on the subsample's 500 most popular items: its score with the weakest
+  and the strongest weight, their ratio, and the log of the weight where the curve
+  peaks. They say how much regularisation the data wants, which absolute sizes do not
   tell (the best L2 weight of the corpus tasks ranges from 5 to 7,600 and follows the
   domain, not the size). A landmarker that fails or overruns the time cap gets 0 and
   ``landmark.complete`` becomes 0.
@@ -41,9 +42,9 @@ import numpy as np
 import scipy.sparse as sp
 from scipy import stats
 
-from metarec_classic.data import Interactions, from_sparse, random_holdout_split
+from metarec_classic.data import Interactions, Split, from_sparse, random_holdout_split
 from metarec_classic.evaluation import evaluate
-from metarec_classic.recommenders import make_recommender
+from metarec_classic.recommenders import EASERecommender, make_recommender
 
 __all__ = ["dataset_feature_names", "dataset_metafeatures", "gini", "normalised_entropy"]
 
@@ -55,12 +56,13 @@ _LANDMARKERS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("itemknn10", "itemknn", {"weighting": "cosine", "n_neighbors": 10}),
     ("svd16", "pure_svd", {"n_factors": 16}),
 )
-#: EASE landmarkers, scored on fewer items because an EASE fit is cubic in the items.
-_EASE_LANDMARKERS: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("ease_weak", "ease", {"l2_reg": 10.0, "n_jobs": 1}),
-    ("ease_strong", "ease", {"l2_reg": 1000.0, "n_jobs": 1}),
-)
+#: L2 weights of the EASE landmark curve, log-spaced; the first is the "weak" landmarker
+#: and the last the "strong" one.
+_EASE_LANDMARK_L2 = (10.0, 30.0, 100.0, 300.0, 1000.0)
+#: Items of the EASE curve: fewer than the other landmarkers, as an EASE fit is cubic in
+#: the items.
 _EASE_LANDMARK_ITEMS = 500
+_EASE_LANDMARK_KEYS = ("ease_weak", "ease_strong", "ease_strong_over_weak", "ease_l2_log")
 
 
 def dataset_metafeatures(
@@ -261,39 +263,35 @@ def _landmarkers(
     out = _empty_landmarks()
     deadline = time.perf_counter() + seconds
     complete = True
-    ease_items = np.argsort(-np.diff(sub.tocsc().indptr), kind="stable")[:_EASE_LANDMARK_ITEMS]
-    for landmarks, matrix_of_landmarks in (
-        (_LANDMARKERS, sub),
-        (_EASE_LANDMARKERS, sub[:, np.sort(ease_items)]),
-    ):
-        complete &= _score_landmarks(landmarks, matrix_of_landmarks, deadline, seed, out)
+    split = _landmark_split(sub, seed)
+    complete = split is not None and _score_landmarks(split, deadline, seed, out)
     pop = out["landmark.most_popular"]
     out["landmark.itemknn10_over_pop"] = out["landmark.itemknn10"] / pop if pop > 0 else 0.0
     out["landmark.svd16_over_pop"] = out["landmark.svd16"] / pop if pop > 0 else 0.0
-    weak = out["landmark.ease_weak"]
-    out["landmark.ease_strong_over_weak"] = out["landmark.ease_strong"] / weak if weak > 0 else 0.0
+
+    ease_items = np.argsort(-np.diff(sub.tocsc().indptr), kind="stable")[:_EASE_LANDMARK_ITEMS]
+    split = _landmark_split(sub[:, np.sort(ease_items)], seed)
+    complete &= split is not None and _ease_curve(split, deadline, out)
     out["landmark.complete"] = float(complete)
     return out
 
 
-def _score_landmarks(
-    landmarks: tuple[tuple[str, str, dict[str, Any]], ...],
-    matrix: sp.csr_matrix,
-    deadline: float,
-    seed: int,
-    out: dict[str, float],
-) -> bool:
-    """Score ``landmarks`` on a split of ``matrix`` into ``out``; False if any is missing."""
+def _landmark_split(matrix: sp.csr_matrix, seed: int) -> Split | None:
+    """A validation split of the landmark subsample; ``None`` if it is too small."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             data = from_sparse(sp.csr_matrix(matrix, dtype=np.float32), name="landmark")
-            split = random_holdout_split(data, test_fraction=0.2, random_state=seed)
+            return random_holdout_split(data, test_fraction=0.2, random_state=seed)
     except ValueError as err:  # too small to split or score
         _log.debug("Landmarkers skipped: %s", err)
-        return False
+        return None
+
+
+def _score_landmarks(split: Split, deadline: float, seed: int, out: dict[str, float]) -> bool:
+    """Score the cheap landmark models into ``out``; False if any is missing."""
     complete = True
-    for key, algorithm, config in landmarks:
+    for key, algorithm, config in _LANDMARKERS:
         if time.perf_counter() > deadline:
             return False
         try:
@@ -309,13 +307,60 @@ def _score_landmarks(
     return complete
 
 
+def _ease_curve(split: Split, deadline: float, out: dict[str, float]) -> bool:
+    """EASE's validation NDCG@10 along its L2 path, summarised into ``out``.
+
+    The best L2 weight of the corpus tasks ranges from 5 to 7,600 and follows the
+    domain, not the size, so it is measured rather than inferred: ``ease_l2_log`` is the
+    natural log of the curve's peak, placed between grid points by a parabola (see
+    :func:`_peak_log`).
+    False, with the features left at 0, if the curve could not be measured in time.
+    """
+    scores = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # One BLAS thread: threads left spinning after each small product would
+            # slow down the meta-model's prediction that follows.
+            for model in EASERecommender.fit_path(split.train, _EASE_LANDMARK_L2, n_jobs=1):
+                if time.perf_counter() > deadline:
+                    return False
+                result = evaluate(model, split.train, split.test, k=10)
+                scores.append(_finite(float(result.mean["ndcg@10"])))
+    except Exception as err:  # a failure only costs these features
+        _log.debug("EASE landmark curve failed: %s", err)
+        return False
+    weak, strong = scores[0], scores[-1]
+    out["landmark.ease_weak"] = weak
+    out["landmark.ease_strong"] = strong
+    out["landmark.ease_strong_over_weak"] = strong / weak if weak > 0 else 0.0
+    out["landmark.ease_l2_log"] = _peak_log(np.log(_EASE_LANDMARK_L2), np.asarray(scores))
+    return True
+
+
+def _peak_log(x: np.ndarray, y: np.ndarray) -> float:
+    """Position of the maximum of ``y`` over increasing ``x``, refined by a parabola.
+
+    The parabola goes through the best point and its two neighbours; its vertex is kept
+    within the half-way points to them. The best point stays as it is at an end of ``x``
+    or on a flat top.
+    """
+    best = int(np.argmax(y))
+    if best in (0, len(y) - 1):
+        return float(x[best])
+    (x0, x1, x2), (y0, y1, y2) = x[best - 1 : best + 2], y[best - 1 : best + 2]
+    denominator = (x1 - x0) * (y1 - y2) - (x1 - x2) * (y1 - y0)
+    if denominator == 0:
+        return float(x1)
+    numerator = (x1 - x0) ** 2 * (y1 - y2) - (x1 - x2) ** 2 * (y1 - y0)
+    vertex = x1 - 0.5 * numerator / denominator
+    return float(np.clip(vertex, (x0 + x1) / 2, (x1 + x2) / 2))
+
+
 def _empty_landmarks() -> dict[str, float]:
-    keys = [f"landmark.{key}" for key, _, _ in _LANDMARKERS + _EASE_LANDMARKERS]
-    keys += [
-        "landmark.itemknn10_over_pop",
-        "landmark.svd16_over_pop",
-        "landmark.ease_strong_over_weak",
-    ]
+    keys = [f"landmark.{key}" for key, _, _ in _LANDMARKERS]
+    keys += ["landmark.itemknn10_over_pop", "landmark.svd16_over_pop"]
+    keys += [f"landmark.{key}" for key in _EASE_LANDMARK_KEYS]
     return {**dict.fromkeys(keys, 0.0), "landmark.complete": 0.0}
 
 

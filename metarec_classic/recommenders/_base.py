@@ -91,6 +91,12 @@ class BaseRecommender(BaseEstimator):  # type: ignore[misc]
         -------
         self
         """
+        matrix = self._start_fit(user_items)
+        self._fit(matrix)
+        return self
+
+    def _start_fit(self, user_items: Any) -> sp.csr_matrix:
+        """Check the data and parameters and set the state every fitted model has."""
         matrix = as_user_items(user_items)
         check_positive_weights(matrix)
         self._validate_params()
@@ -99,8 +105,7 @@ class BaseRecommender(BaseEstimator):  # type: ignore[misc]
         self.item_popularity_ = np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(
             np.float32
         )
-        self._fit(matrix)
-        return self
+        return matrix
 
     def _validate_params(self) -> None:
         """Check hyperparameters against ``_parameter_constraints`` when ``fit`` starts."""

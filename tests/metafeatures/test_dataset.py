@@ -65,7 +65,37 @@ def test_finite_on_real_data_and_deterministic_for_a_seed(
         first["landmark.ease_strong"] / first["landmark.ease_weak"]
     )
     assert 0 < first["landmark.ease_weak"] < 1 and 0 < first["landmark.ease_strong"] < 1
+    assert math.log(10) <= first["landmark.ease_l2_log"] <= math.log(1000)
     assert first["size.n_users_log"] == pytest.approx(math.log1p(train.n_users))
+
+
+def test_ease_peak_follows_the_data_not_its_size(loader) -> None:
+    # Measured on the corpus tasks, MovieLens wants an L2 weight in the hundreds and the
+    # sparse retail sessions of RetailRocket one in the tens, at about the same size.
+    movies = dataset_metafeatures(loader("ml-100k"))["landmark.ease_l2_log"]
+    retail = dataset_metafeatures(loader("retailrocket-caserec"))["landmark.ease_l2_log"]
+    assert movies - retail > math.log(5)
+
+
+@pytest.mark.parametrize("peak", [math.log(20.0), math.log(100.0), math.log(450.0)])
+def test_ease_peak_is_placed_between_grid_points(peak: float) -> None:
+    from metarec_classic.metafeatures._dataset import _peak_log
+
+    grid = np.log([10.0, 30.0, 100.0, 300.0, 1000.0])
+    # A parabola in log L2 is found exactly; the curve's scale does not matter.
+    for scale in (1.0, 0.01):
+        assert _peak_log(grid, scale * (1 - (grid - peak) ** 2)) == pytest.approx(peak)
+
+
+def test_ease_peak_at_an_end_or_on_a_plateau() -> None:
+    from metarec_classic.metafeatures._dataset import _peak_log
+
+    grid = np.log([10.0, 30.0, 100.0, 300.0, 1000.0])
+    assert _peak_log(grid, np.array([0.1, 0.2, 0.3, 0.4, 0.5])) == pytest.approx(grid[-1])
+    assert _peak_log(grid, np.array([0.5, 0.4, 0.3, 0.2, 0.1])) == pytest.approx(grid[0])
+    # Two equal best points: the peak is half-way between them.
+    top = _peak_log(grid, np.array([0.1, 0.3, 0.3, 0.2, 0.1]))
+    assert top == pytest.approx((grid[1] + grid[2]) / 2)
 
 
 def test_landmarker_seed_changes_the_subsample(ml100k: Interactions) -> None:

@@ -351,6 +351,29 @@ def test_ease_refuses_above_the_memory_limit() -> None:
     assert model.item_weights_.shape == (40, 40)
 
 
+def test_ease_path_gives_the_models_of_separate_fits() -> None:
+    user_items = make_user_items(n_users=40, n_items=25, seed=5)
+    l2_values = [1.0, 30.0, 1000.0]
+    path = list(EASERecommender.fit_path(user_items, l2_values, n_jobs=1))
+    assert [model.l2_reg for model in path] == l2_values
+    for model, l2_reg in zip(path, l2_values, strict=True):
+        alone = EASERecommender(l2_reg=l2_reg, n_jobs=1).fit(user_items)
+        np.testing.assert_allclose(model.item_weights_, alone.item_weights_, atol=1e-6)
+        assert model.effective_config_ == {"l2_reg": l2_reg}
+        np.testing.assert_array_equal(model.item_popularity_, alone.item_popularity_)
+    # Each model owns its weights: the shared Gram matrix is copied, never aliased.
+    assert not np.shares_memory(path[0].item_weights_, path[1].item_weights_)
+    assert not np.allclose(path[0].item_weights_, path[2].item_weights_)
+
+
+def test_ease_path_refuses_like_a_fit() -> None:
+    user_items = make_user_items(n_users=30, n_items=40)
+    with pytest.raises(MemoryLimitError, match="max_memory_gb"):
+        next(EASERecommender.fit_path(user_items, [10.0], max_memory_gb=1e-6))
+    with pytest.raises(ValueError, match="l2_reg"):
+        next(EASERecommender.fit_path(user_items, [-1.0]))
+
+
 def test_ease_memory_estimate_grows_with_the_square() -> None:
     assert EASERecommender.estimate_memory_gb(10_000) == pytest.approx(1.2)
     assert EASERecommender.estimate_memory_gb(20_000) == pytest.approx(4.8)
