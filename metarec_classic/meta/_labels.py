@@ -107,6 +107,50 @@ class LabelSet:
         keep = self.labels["task_id"].isin(tasks["task_id"])
         return LabelSet(self.labels[keep], tasks, dict(self.provenance))
 
+    def relabelled(self, other: LabelSet) -> LabelSet:
+        """These labels with the rows of every algorithm in ``other`` taken from ``other``.
+
+        For a change to one algorithm (its search space, say) without searching the
+        others again: ``other`` labels the same tasks for the changed algorithms only,
+        perhaps with another design size. The tasks table of ``self`` is kept. The
+        provenance records each algorithm's design size (``n_configs_by_algorithm``) and
+        which algorithms were relabelled when.
+
+        Raises
+        ------
+        ValueError
+            When ``other`` labels tasks that ``self`` does not have, or misses some.
+        """
+        mine, theirs = set(self.tasks["task_id"]), set(other.tasks["task_id"])
+        if mine != theirs:
+            raise ValueError(
+                f"The relabelled tasks differ from these: {len(theirs - mine)} new (e.g. "
+                f"{sorted(theirs - mine)[:2]!r}) and {len(mine - theirs)} missing (e.g. "
+                f"{sorted(mine - theirs)[:2]!r}); relabel with the task list these labels "
+                "were built from."
+            )
+        changed = list(
+            other.provenance.get("algorithms", sorted(other.labels["algorithm"].unique()))
+        )
+        kept = self.labels[~self.labels["algorithm"].isin(changed)]
+        labels = pd.concat([kept, other.labels], ignore_index=True)
+        sizes = dict(self.provenance.get("n_configs_by_algorithm", {}))
+        for algorithm in self.provenance.get("algorithms", []):
+            sizes.setdefault(algorithm, self.provenance.get("n_configs"))
+        sizes.update(dict.fromkeys(changed, other.provenance.get("n_configs")))
+        algorithms = [*self.provenance.get("algorithms", []), *changed]
+        provenance = {
+            **self.provenance,
+            "algorithms": list(dict.fromkeys(algorithms)),
+            "n_configs_by_algorithm": sizes,
+            "n_labels": len(labels),
+            "relabelled": [
+                *self.provenance.get("relabelled", []),
+                {"algorithms": changed, "built": other.provenance.get("built")},
+            ],
+        }
+        return LabelSet(labels, self.tasks, provenance)
+
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> LabelSet:
         """Read a folder written by :meth:`save`."""

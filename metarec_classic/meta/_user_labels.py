@@ -164,6 +164,44 @@ class UserLabelSet:
             provenance=provenance,
         )
 
+    def relabelled(self, other: UserLabelSet) -> UserLabelSet:
+        """These per-user labels with the scores of every algorithm in ``other`` replaced.
+
+        The counterpart of :meth:`LabelSet.relabelled`: ``other`` scores the same users
+        (drawn per task, seeded by the task) for the relabelled algorithms only.
+
+        Raises
+        ------
+        ValueError
+            When ``other`` was drawn for other users.
+        """
+        keys = ["task_id", "user_index"]
+        mine = set(map(tuple, self.users[keys].to_numpy()))
+        theirs = set(map(tuple, other.users[keys].to_numpy()))
+        if mine != theirs:
+            raise ValueError(
+                f"The relabelled per-user labels hold other users ({len(theirs ^ mine)} "
+                "(task, user) pairs differ); build them with the same tasks and "
+                "`users_per_task`."
+            )
+        changed = sorted(other.scores["algorithm"].unique())
+        kept = self.scores[~self.scores["algorithm"].isin(changed)]
+        scores = (
+            pd.concat([kept, other.scores], ignore_index=True)
+            .sort_values(["task_id", "algorithm", "user_index"])
+            .reset_index(drop=True)
+        )
+        provenance = {
+            **self.provenance,
+            "labels": other.provenance.get("labels", self.provenance.get("labels")),
+            "n_scores": len(scores),
+            "failed": [
+                *(f for f in self.provenance.get("failed", []) if f["algorithm"] not in changed),
+                *other.provenance.get("failed", []),
+            ],
+        }
+        return UserLabelSet(self.users, scores, provenance)
+
     def without_family(self, family: str, tasks: pd.DataFrame | LabelSet) -> UserLabelSet:
         """The users of every task outside the dataset ``family`` (for held-out tests).
 
@@ -512,7 +550,8 @@ def _export(
         "failed": failed,
         "n_unscored": len(unscored),
         "labels": {
-            key: labels.provenance.get(key) for key in ("labels_version", "n_configs", "built")
+            key: labels.provenance.get(key)
+            for key in ("labels_version", "n_configs", "n_configs_by_algorithm", "built")
         },
         "built": time.strftime("%Y-%m-%d"),
         "versions": library_versions(),

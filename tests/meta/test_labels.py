@@ -360,3 +360,37 @@ def test_a_configuration_whose_every_try_died_is_counted_and_retried_on_request(
     assert (retried.provenance["n_unlabelled"], retried.provenance["n_lost"]) == (0, 0)
     pd.testing.assert_frame_equal(_sorted(retried), _sorted(uninterrupted))
     assert uninterrupted.provenance["n_unlabelled"] == 0
+
+
+# -- relabelling one algorithm -------------------------------------------------------------
+def test_relabelling_replaces_one_algorithm_and_keeps_the_others(
+    uninterrupted: LabelSet, loader: Callable[[str], Interactions]
+) -> None:
+    # pure_svd searched again with a larger design, as after a change to its space.
+    larger = build_labels(TASKS, algorithms=["pure_svd"], n_configs=N_CONFIGS + 2, loader=loader)
+    merged = uninterrupted.relabelled(larger)
+    svd = merged.labels[merged.labels["algorithm"] == "pure_svd"]
+    assert len(svd) == len(TASKS) * (N_CONFIGS + 2)
+    pd.testing.assert_frame_equal(
+        _sorted(LabelSet(svd, merged.tasks)), _sorted(larger), check_index_type=False
+    )
+    kept = merged.labels[merged.labels["algorithm"] == "most_popular"]
+    original = uninterrupted.labels[uninterrupted.labels["algorithm"] == "most_popular"]
+    pd.testing.assert_frame_equal(
+        _sorted(LabelSet(kept, merged.tasks)), _sorted(LabelSet(original, merged.tasks))
+    )
+    assert merged.tasks is uninterrupted.tasks
+    assert merged.provenance["n_configs_by_algorithm"] == {
+        "most_popular": N_CONFIGS,
+        "pure_svd": N_CONFIGS + 2,
+    }
+    assert merged.provenance["relabelled"][-1]["algorithms"] == ["pure_svd"]
+    assert merged.provenance["n_labels"] == len(merged.labels)
+
+
+def test_relabelling_other_tasks_is_refused(
+    uninterrupted: LabelSet, loader: Callable[[str], Interactions]
+) -> None:
+    one_task = build_labels(TASKS[:1], algorithms=["pure_svd"], n_configs=2, loader=loader)
+    with pytest.raises(ValueError, match="1 missing"):
+        uninterrupted.relabelled(one_task)

@@ -357,3 +357,52 @@ def test_without_family_drops_exactly_that_familys_users(
     assert set(kept.scores["task_id"]) == {"filmtrust/popular-300/s0"}
     same = user_labels.without_family("movielens", labels.tasks)
     pd.testing.assert_frame_equal(same.scores, kept.scores)
+
+
+# -- relabelling one algorithm -------------------------------------------------------------
+def test_relabelled_scores_replace_one_algorithm_and_keep_the_users(
+    built: tuple[Path, UserLabelSet],
+    labels: LabelSet,
+    tiny_tasks: list[Task],
+    loader: Callable[[str], Interactions],
+    tmp_path: Path,
+) -> None:
+    _, user_labels = built
+    again = build_user_labels(
+        labels,
+        tiny_tasks,
+        storage=tmp_path / "again.journal",
+        loader=loader,
+        users_per_task=USERS_PER_TASK,
+        algorithms=["itemknn"],
+    )
+    assert set(again.scores["algorithm"]) == {"itemknn"}
+    # A stale score of that algorithm is replaced, the others are kept as they were.
+    stale = user_labels.scores.copy()
+    stale.loc[stale["algorithm"] == "itemknn", "ndcg"] = -1.0
+    merged = UserLabelSet(user_labels.users, stale, dict(user_labels.provenance)).relabelled(again)
+    users, scores = _sorted(merged)
+    expected_users, expected_scores = _sorted(user_labels)
+    pd.testing.assert_frame_equal(users, expected_users)
+    pd.testing.assert_frame_equal(scores, expected_scores)
+    assert merged.provenance["n_scores"] == len(merged.scores)
+
+
+def test_relabelled_scores_of_other_users_are_refused(
+    built: tuple[Path, UserLabelSet],
+    labels: LabelSet,
+    tiny_tasks: list[Task],
+    loader: Callable[[str], Interactions],
+    tmp_path: Path,
+) -> None:
+    _, user_labels = built
+    fewer = build_user_labels(
+        labels,
+        tiny_tasks,
+        storage=tmp_path / "fewer.journal",
+        loader=loader,
+        users_per_task=USERS_PER_TASK // 2,
+        algorithms=["itemknn"],
+    )
+    with pytest.raises(ValueError, match="other users"):
+        user_labels.relabelled(fewer)

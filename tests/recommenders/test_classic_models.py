@@ -94,6 +94,7 @@ def test_default_config_matches_constructor_defaults(cls: type[BaseRecommender])
         (NMFRecommender(init="random"), "init"),
         (NMFRecommender(l1_ratio=1.5), "l1_ratio"),
         (EASERecommender(l2_reg=0.0), "l2_reg"),
+        (EASERecommender(popularity_penalty=-0.1), "popularity_penalty"),
         (EASERecommender(max_memory_gb=-1.0), "max_memory_gb"),
         (RP3betaRecommender(beta=-0.1), "beta"),
     ],
@@ -338,6 +339,22 @@ def test_ease_matches_the_dense_closed_form() -> None:
     np.testing.assert_allclose(scores, -np.sort(-expected, axis=1), rtol=1e-4, atol=1e-5)
 
 
+def test_ease_popularity_penalty_divides_each_items_scores() -> None:
+    user_items = make_user_items(n_users=40, n_items=25, seed=6)
+    plain = EASERecommender(l2_reg=20.0).fit(user_items)
+    penalised = EASERecommender(l2_reg=20.0, popularity_penalty=0.3).fit(user_items)
+    popularity = np.maximum(np.asarray((user_items > 0).sum(axis=0)).ravel(), 1)
+    np.testing.assert_allclose(
+        penalised.item_weights_, plain.item_weights_ / popularity[None, :] ** 0.3, rtol=1e-5
+    )
+    # The penalty moves less popular items up the lists.
+    penalised_ids, _ = penalised.recommend(np.arange(40), k=5)
+    plain_ids, _ = plain.recommend(np.arange(40), k=5)
+    mean_popularity = [popularity[ids[ids >= 0]].mean() for ids in (plain_ids, penalised_ids)]
+    assert mean_popularity[1] < mean_popularity[0]
+    assert penalised.effective_config_ == {"l2_reg": 20.0, "popularity_penalty": 0.3}
+
+
 def test_ease_refuses_above_the_memory_limit() -> None:
     user_items = make_user_items(n_users=30, n_items=40)
     model = EASERecommender(max_memory_gb=1e-6)
@@ -354,12 +371,13 @@ def test_ease_refuses_above_the_memory_limit() -> None:
 def test_ease_path_gives_the_models_of_separate_fits() -> None:
     user_items = make_user_items(n_users=40, n_items=25, seed=5)
     l2_values = [1.0, 30.0, 1000.0]
-    path = list(EASERecommender.fit_path(user_items, l2_values, n_jobs=1))
+    params = {"n_jobs": 1, "popularity_penalty": 0.2}
+    path = list(EASERecommender.fit_path(user_items, l2_values, **params))
     assert [model.l2_reg for model in path] == l2_values
     for model, l2_reg in zip(path, l2_values, strict=True):
-        alone = EASERecommender(l2_reg=l2_reg, n_jobs=1).fit(user_items)
+        alone = EASERecommender(l2_reg=l2_reg, **params).fit(user_items)
         np.testing.assert_allclose(model.item_weights_, alone.item_weights_, atol=1e-6)
-        assert model.effective_config_ == {"l2_reg": l2_reg}
+        assert model.effective_config_ == {"l2_reg": l2_reg, "popularity_penalty": 0.2}
         np.testing.assert_array_equal(model.item_popularity_, alone.item_popularity_)
     # Each model owns its weights: the shared Gram matrix is copied, never aliased.
     assert not np.shares_memory(path[0].item_weights_, path[1].item_weights_)
