@@ -352,6 +352,23 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         frame["value"] = [self.selection_.features[f] for f in frame["feature"]]
         return frame.head(top)[["feature", "value", "contribution"]].reset_index(drop=True)
 
+    def predicted_ndcg(self) -> float:
+        """The meta-model's predicted NDCG@10 of the fitted configuration.
+
+        After a search this is the estimate for the configuration the search chose (the
+        search's own validation score is ``tuning_.best_score``), not for the meta-model's
+        pick.
+        """
+        check_is_fitted(self, "model_")
+        if not hasattr(self, "selection_"):
+            raise NotFittedError(
+                "`predicted_ndcg` needs the meta-features computed by `fit`, which a "
+                "MetaRecommender loaded from disk does not keep; call `fit` on the data."
+            )
+        return self._meta_model().predict_ndcg(
+            self.selection_.features, Candidate(self.algorithm_, self.config_)
+        )
+
     def explain_segments(self, test: Interactions | None = None, *, k: int = 10) -> pd.DataFrame:
         """Each segment's rule, size, chosen algorithm and configuration, and predictions.
 

@@ -293,7 +293,7 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
         "n_interactions": data.n_interactions,
         "algorithm": rec.algorithm_,
         "config": rec.config_,
-        "predicted_ndcg@10": _predicted(rec),
+        "predicted_ndcg@10": rec.predicted_ndcg(),
         "selection_seconds": rec.selection_.seconds,
         "fit_seconds": rec.fit_seconds_,
         "out_of_range_features": sorted(rec.selection_.out_of_range),
@@ -462,13 +462,6 @@ def _show_warning(
     """Warnings as one line for people at a terminal, without source file and code."""
     text = _for_command_line(str(message)) if reads_files else str(message)
     print(f"metarec: warning: {text}", file=sys.stderr)
-
-
-def _predicted(rec: MetaRecommender) -> float:
-    """The meta-model's predicted NDCG@10 of the chosen algorithm at its best candidate."""
-    table = rec.selection_.table
-    rows = table[table["algorithm"] == rec.algorithm_]
-    return float(rows["predicted_ndcg@10"].iloc[0]) if len(rows) else float("nan")
 
 
 def _parse_cuts(specs: Sequence[str]) -> list[tuple[str, float]]:

@@ -20,7 +20,7 @@ from metarec_classic.data import (
 )
 from metarec_classic.evaluation import evaluate
 from metarec_classic.exceptions import DataWarning
-from metarec_classic.meta import MetaModel
+from metarec_classic.meta import Candidate, MetaModel
 from metarec_classic.recommenders import RecommenderFileError
 from metarec_classic.tuning import Portfolio
 
@@ -439,3 +439,18 @@ def test_saving_over_a_model_replaces_all_of_it(
     assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["model"]
     loaded = MetaRecommender.load(folder)
     assert loaded.segments_ is None and len(loaded.models_) == 1
+
+
+def test_predicted_ndcg_is_that_of_the_searched_configuration(
+    string_data: Interactions, tiny_meta_model: MetaModel
+) -> None:
+    rec = MetaRecommender(tiny_meta_model, n_trials=20).fit(string_data)
+    assert rec.tuning_ is not None
+    guess = rec.selection_.table
+    guess = guess[guess["algorithm"] == rec.algorithm_].iloc[0]
+    assert dict(guess["config"]) != rec.config_  # the search moved away from the guess
+    expected = tiny_meta_model.predict_ndcg(
+        rec.selection_.features, Candidate(rec.algorithm_, rec.config_)
+    )
+    assert rec.predicted_ndcg() == pytest.approx(expected)
+    assert rec.predicted_ndcg() != pytest.approx(float(guess["predicted_ndcg@10"]))

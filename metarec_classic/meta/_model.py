@@ -306,6 +306,20 @@ class MetaModel(BoosterParams):
                 out[name] = (value, low, high)
         return out
 
+    def predict_ndcg(self, features: dict[str, float], candidate: Candidate) -> float:
+        """Predicted validation NDCG@10 of any configuration, listed candidate or not.
+
+        The same estimate as the ``predicted_ndcg@10`` column of :meth:`rank`: the
+        predicted share of the data's best score times the predicted best score. A
+        configuration found by a search gets its own estimate this way.
+        """
+        self._check_fitted()
+        row = self._feature_row(features)
+        X = self._design(row[None, :], [candidate.algorithm], [candidate.config])
+        relative = float(self.booster_relative_.predict(X)[0])
+        best = float(self.booster_best_.predict(row[None, :])[0])
+        return max(relative, 0.0) * max(best, 0.0)
+
     def contributions(self, features: dict[str, float], candidate: Candidate) -> pd.Series:
         """Each feature's contribution to the candidate's ranking score.
 

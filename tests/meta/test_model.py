@@ -113,6 +113,25 @@ def test_contributions_add_up_to_the_prediction(
     assert contributions.abs().is_monotonic_decreasing
 
 
+def test_predicted_ndcg_of_any_configuration(
+    tiny_labels: LabelSet, tiny_meta_model: MetaModel
+) -> None:
+    features = _features(tiny_labels, 2)
+    table = tiny_meta_model.rank(features)
+    # A listed candidate gets the estimate its row of the ranking shows.
+    for i in (0, len(table) - 1):
+        candidate = Candidate(table["algorithm"][i], table["config"][i])
+        assert tiny_meta_model.predict_ndcg(features, candidate) == pytest.approx(
+            table["predicted_ndcg@10"][i], rel=1e-9
+        )
+    # So does a configuration no label holds, as a search may find.
+    listed = {json.dumps(c, sort_keys=True) for c in table["config"]}
+    unseen = {"weighting": "bm25", "n_neighbors": 123, "bm25_k1": 1.7, "bm25_b": 0.31}
+    assert json.dumps(unseen, sort_keys=True) not in listed
+    estimate = tiny_meta_model.predict_ndcg(features, Candidate("itemknn", unseen))
+    assert 0 < estimate < 1
+
+
 def test_save_load_round_trip_gives_identical_rankings(
     tiny_labels: LabelSet, tiny_meta_model: MetaModel, tiny_meta_model_dir: Path
 ) -> None:
