@@ -132,6 +132,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             EXIT_INTERNAL,
             what="internal error",
         )
+    try:
+        _print_result(result, args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped early (`| head`): the usual quiet end, not a traceback. Later
+        # writes at exit would fail again, so stdout goes nowhere from here.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    return EXIT_UNLABELLED if result.get("n_unlabelled") else EXIT_OK
+
+
+def _print_result(result: dict[str, Any], args: argparse.Namespace) -> None:
     if "recommendations" in result:
         table = result["recommendations"]
         if args.json:
@@ -142,7 +154,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(result, indent=2, default=_json_default))
     else:
         print(args.formatter(result))
-    return EXIT_UNLABELLED if result.get("n_unlabelled") else EXIT_OK
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -495,7 +506,11 @@ def _family(name: str) -> str:
 def _read_user_ids(spec: str, user_map: IdMap) -> np.ndarray:
     """User ids from a comma-separated list or a file (one id per line), typed as trained."""
     path = Path(spec)
-    if path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError:  # e.g. a long list of ids is too long a name for a file
+        is_file = False
+    if is_file:
         raw = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     elif "/" in spec or path.suffix in (".txt", ".csv", ".tsv"):
         raise BadInput(

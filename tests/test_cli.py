@@ -219,6 +219,30 @@ def test_recommend_json_and_an_unknown_user(model_dir: Path, tmp_path: Path) -> 
     assert [r["rank"] for r in rows if r["user_id"] == "someone-new"] == [1, 2, 3, 4]
 
 
+def test_recommend_a_list_of_ids_longer_than_a_file_name(model_dir: Path) -> None:
+    users = [f"u{u:03d}" for u in range(1, 150)] * 3  # 2,235 characters
+    result = run("recommend", model_dir, "--users", ",".join(users), "--k", "2")
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(io.StringIO(result.stdout), dtype={"user_id": str})
+    assert len(table) == 2 * len(users)
+
+
+def test_recommend_into_a_reader_that_stops_early(model_dir: Path) -> None:
+    # `metarec recommend ... | head -1`: the reader closes the pipe after one line.
+    process = subprocess.Popen(
+        [_executable(), "recommend", model_dir, "--users", "u007", "--k", "20000", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().strip() == "["
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 128 + 13  # the shell's status for SIGPIPE
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+
+
 def test_recommend_from_a_folder_without_a_model(tmp_path: Path) -> None:
     result = run("recommend", tmp_path, "--users", "u007")
     assert result.returncode == 2

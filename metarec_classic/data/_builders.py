@@ -89,17 +89,22 @@ def from_dataframe(
     if len(frame) == 0:
         raise DataError(f"The data {report.source!r} has no rows; nothing to recommend from.")
 
+    # Where a row came from, for messages: the frame's index label, which readers set to
+    # the file's line number (and name "line").
+    place = frame.index.name if isinstance(frame.index.name, str) else "row"
+    labels = frame.index.to_numpy()
     frame = frame[needed].reset_index(drop=True)
     n_input = len(frame)
 
     # Missing ids cannot be mapped to a row or column.
     for col in (user_col, item_col):
         bad = frame[col].isna().to_numpy()
+        first = labels[frame.index.to_numpy()[bad][0]] if bad.any() else None
         report.add(
             f"missing_{col}_dropped",
             int(bad.sum()),
             f"{int(bad.sum())} rows have no value in column {col!r} and were dropped "
-            f"(first at row {int(np.flatnonzero(bad)[0]) if bad.any() else -1}).",
+            f"(first at {place} {first}).",
         )
         frame = frame.loc[~bad]
 

@@ -16,6 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -288,9 +289,10 @@ def _read_table(
         else:
             data[role] = _typed_timestamps(values)
             has_timestamp = True
-    frame = pd.DataFrame(data)
+    # Indexed by line number, so that later messages can point into the file.
+    frame = pd.DataFrame(data, index=pd.Index(number_array, name="line"))
     if not keep.all():
-        frame = frame.loc[keep].reset_index(drop=True)
+        frame = frame.loc[keep]
     return _Table(frame=frame, value_role=value_role, has_timestamp=has_timestamp)
 
 
@@ -583,7 +585,8 @@ def _count_numeric_lookalikes(ids: np.ndarray, role: str, source: str, report: D
     numeric = text[text.str.fullmatch(_NUMBER.pattern)]
     if numeric.empty:
         return
-    values = numeric.astype(float)
+    # Exact values: as floats, integers beyond 2**53 would seem to equal their neighbours.
+    values = numeric.map(Decimal)
     repeated = values.duplicated(keep=False)
     if not repeated.any():
         return

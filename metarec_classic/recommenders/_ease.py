@@ -175,6 +175,13 @@ class EASERecommender(BaseRecommender):
         EASERecommender
             A fitted model for each weight. Each holds its own weights.
         """
+        if isinstance(l2_values, Real) or not isinstance(l2_values, Iterable):
+            raise TypeError(
+                f"`l2_values` must be a list of L2 weights, e.g. [10, 100, 1000]; got "
+                f"{l2_values!r}. For one weight, fit EASERecommender(l2_reg=...) instead."
+            )
+        if "l2_reg" in params:
+            raise TypeError("`l2_reg` comes from `l2_values`; leave it out of the parameters.")
         gram: np.ndarray | None = None
         for l2_reg in l2_values:
             model = cls(l2_reg=l2_reg, **params)

@@ -341,6 +341,24 @@ def test_non_numeric_value_is_dropped_with_its_line(tmp_path: Path) -> None:
     assert data.n_interactions == 3
 
 
+def test_a_missing_id_is_pointed_at_by_its_file_line(tmp_path: Path) -> None:
+    # Header, a blank line and a bad line before it: the message counts file lines.
+    path = write(tmp_path, "user,item,rating\n1,1,5\n\n1,2,x\n,3,4\n2,,4\n2,2,3\n")
+    with pytest.warns(DataWarning) as caught:
+        data = read_interactions(path)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "no value in column 'user_id' and were dropped (first at line 5)" in messages
+    assert "no value in column 'item_id' and were dropped (first at line 6)" in messages
+    assert "(first on line 4)" in messages  # the non-numeric rating
+    assert data.n_interactions == 2
+
+
+def test_a_missing_id_in_a_dataframe_is_pointed_at_by_its_index_label() -> None:
+    frame = pd.DataFrame({"user_id": [1, None, 2], "item_id": [1, 2, 3]}, index=[10, 20, 30])
+    with pytest.warns(DataWarning, match=r"'user_id' and were dropped \(first at row 20\)"):
+        from_dataframe(frame)
+
+
 def test_negative_implicit_weights_are_dropped(tmp_path: Path) -> None:
     path = write(tmp_path, "user item weight\n1 1 5\n1 2 -2\n2 1 0\n2 2 3\n")
     with pytest.warns(DataWarning, match="zero or negative implicit weight"):
@@ -471,3 +489,15 @@ def test_ids_that_equal_another_as_a_number_are_kept_and_reported(tmp_path: Path
     assert data.n_users == 6  # the ids are their text: nothing is merged
     assert data.report.counts["user_id_numeric_lookalikes"] == 4
     assert "item_id_numeric_lookalikes" not in data.report.counts
+
+
+def test_ids_beyond_float_precision_are_not_taken_for_lookalikes(tmp_path: Path) -> None:
+    # 2**64 + 1 and 2**64 + 2 are one float64 but different numbers; 1e20 is 10**20.
+    big = 2**64
+    text = f"user,item\n{big + 1},a\n{big + 2},b\n{10**20},a\n1e20,b\n"
+    with pytest.warns(
+        DataWarning, match=r"2 distinct user_id values .*'100000000000000000000' and '1e20'"
+    ):
+        data = read_interactions(write(tmp_path, text))
+    assert data.report.counts["user_id_numeric_lookalikes"] == 2
+    assert data.n_users == 4

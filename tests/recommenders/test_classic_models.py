@@ -390,6 +390,10 @@ def test_ease_path_refuses_like_a_fit() -> None:
         next(EASERecommender.fit_path(user_items, [10.0], max_memory_gb=1e-6))
     with pytest.raises(ValueError, match="l2_reg"):
         next(EASERecommender.fit_path(user_items, [-1.0]))
+    with pytest.raises(TypeError, match=r"list of L2 weights.*l2_reg=\.\.\."):
+        next(EASERecommender.fit_path(user_items, 300.0))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="leave it out"):
+        next(EASERecommender.fit_path(user_items, [300.0], l2_reg=5.0))
 
 
 def test_ease_memory_estimate_grows_with_the_square() -> None:
