@@ -43,7 +43,7 @@ from metarec_classic.recommenders import (
     make_recommender,
     save_recommender,
 )
-from metarec_classic.tuning import tune
+from metarec_classic.tuning import PairedComparison, compare_on_validation, tune
 
 __all__ = ["MetaRecommender"]
 
@@ -69,6 +69,16 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         pretrained model shipped with the package.
     n_trials : int, default=0
         Trials of the warm-started search; 0 fits the meta-model's top pick directly.
+    min_gain : float, default=1.0
+        How many standard errors a searched configuration must gain over the
+        meta-model's pick, on the search's validation users, to replace it. The best of
+        many noisy validation scores is biased upwards (the winner's curse); the
+        meta-model's pick is an estimate made before any of that noise, so the search
+        overrides it only for a gain larger than the noise (the one-standard-error
+        rule). 0: the best validation score wins. On MovieLens 100K (ratings >= 4,
+        MovieLens held out of the meta-model) a 20-trial search's best validation score
+        came from L2 517, penalty 0.04 (test NDCG@10 0.368), 0.0014 above the pick's L2
+        411, penalty 0.22 (0.375): less than the standard error of the gap.
     timeout : float, optional
         Seconds after which the search starts no new trial.
     storage : str, optional
@@ -113,6 +123,9 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         The model serving a user follows from it (``user_route_``).
     tuning_ : TuningResult or None
         The warm-started search, when ``n_trials > 0``.
+    search_gain_ : PairedComparison or None
+        When the search's best differs from the meta-model's pick: the best's gain over
+        the pick on the search's validation users, which ``min_gain`` weighs.
     user_map_, item_map_ : IdMap
         Original ids of the training users and items.
     seen_nonpositive_ : sparse matrix of shape (n_users, n_items)
@@ -135,6 +148,7 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         meta_model: MetaModel | str | os.PathLike[str] | None = None,
         *,
         n_trials: int = 0,
+        min_gain: float = 1.0,
         timeout: float | None = None,
         storage: str | None = None,
         segments: str | None = None,
@@ -145,6 +159,7 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
     ) -> None:
         self.meta_model = meta_model
         self.n_trials = n_trials
+        self.min_gain = min_gain
         self.timeout = timeout
         self.storage = storage
         self.segments = segments
@@ -191,6 +206,7 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         started = time.perf_counter()
         self.selection_ = self.select(interactions)
         self.tuning_ = None
+        self.search_gain_: PairedComparison | None = None
         if self.n_trials == 0:
             self.algorithm_ = self.selection_.best.algorithm
             self.config_ = dict(self.selection_.best.config)
@@ -207,8 +223,7 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
                 enqueue_default=False,
                 show_progress=self.show_progress,
             )
-            self.algorithm_ = self.tuning_.best_algorithm
-            self.config_ = dict(self.tuning_.best_config)
+            self.algorithm_, self.config_ = self._searched_choice(interactions)
         choices = [(self.algorithm_, self.config_)]
         self.segments_ = None
         self.user_segment_ = np.full(interactions.n_users, -1, dtype=np.int32)
@@ -230,6 +245,33 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         self.fit_seconds_ = time.perf_counter() - started
         _log.info("Chose %s %s in %.1f s.", self.algorithm_, self.config_, self.fit_seconds_)
         return self
+
+    def _searched_choice(self, interactions: Interactions) -> tuple[str, dict[str, Any]]:
+        """The search's best, unless its gain over the meta-model's pick is within noise."""
+        assert self.tuning_ is not None
+        best = (self.tuning_.best_algorithm, dict(self.tuning_.best_config))
+        pick = (self.selection_.best.algorithm, dict(self.selection_.best.config))
+        if self.min_gain <= 0 or best == pick or not self._was_tried(pick):
+            return best
+        gain = compare_on_validation(best, pick, interactions, seed=self.random_state)
+        self.search_gain_ = gain
+        if gain.difference > self.min_gain * gain.standard_error:
+            return best
+        _log.info(
+            "Kept the meta-model's pick %s %s: the search's best %s %s gains %.4f on "
+            "validation, within %g standard errors (%.4f).",
+            *pick,
+            *best,
+            gain.difference,
+            self.min_gain,
+            gain.standard_error,
+        )
+        return pick
+
+    def _was_tried(self, choice: tuple[str, dict[str, Any]]) -> bool:
+        """Whether a trial of the search completed ``choice`` (so it had its chance)."""
+        assert self.tuning_ is not None
+        return any((a, c) == choice for a, c, _ in self.tuning_.completed)
 
     def recommend(self, user_ids: Any, *, k: int = 10, exclude_seen: bool = True) -> pd.DataFrame:
         """Top-``k`` items for users given by their original ids.

@@ -284,6 +284,7 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
     rec = MetaRecommender(
         meta_model=args.meta_model,
         n_trials=args.trials,
+        min_gain=args.min_gain,
         timeout=args.timeout,
         storage=args.storage,
         segments=args.segments,
@@ -319,6 +320,14 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
             "best_validation_ndcg@10": rec.tuning_.best_score,
             "study_name": rec.tuning_.study_name,
         }
+        if rec.search_gain_ is not None:
+            gain = rec.search_gain_
+            result["search"]["kept_meta_model_pick"] = (rec.algorithm_, rec.config_) == (
+                rec.selection_.best.algorithm,
+                rec.selection_.best.config,
+            )
+            result["search"]["gain_over_pick"] = gain.difference
+            result["search"]["gain_standard_error"] = gain.standard_error
     if rec.segments_ is not None:
         result["segments"] = _segment_records(rec.segments_)
     result["top_algorithms"] = {
@@ -457,6 +466,17 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
     return value
 
 
@@ -773,6 +793,13 @@ def _build_parser() -> argparse.ArgumentParser:
         type=_int_at_least(0),
         default=0,
         help="warm-started search trials (default 0: fit the meta-model's pick, no search)",
+    )
+    sub.add_argument(
+        "--min-gain",
+        type=_non_negative_float,
+        default=1.0,
+        help="standard errors a searched configuration must gain over the meta-model's "
+        "pick on validation to replace it (default 1; 0: the best validation score wins)",
     )
     sub.add_argument("--timeout", type=_positive_float, help="seconds")
     sub.add_argument("--storage", help="journal file path or database URL of the search")

@@ -493,6 +493,7 @@ def test_build_corpus_checks_its_arguments_before_any_work(
         (["tune", "--demo", "--algorithm", "als", "--trials", "0"], "--trials: must be at least 1"),
         (["fit", "--demo", "--trials", "-1"], "argument --trials: must be at least 0, got -1"),
         (["fit", "--demo", "--timeout", "-5"], "must be a positive number of seconds"),
+        (["fit", "--demo", "--min-gain", "-1"], "argument --min-gain: must be a number >= 0"),
         (["select", "--demo", "--top", "x"], "expected a whole number, got 'x'"),
     ],
 )

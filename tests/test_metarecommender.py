@@ -454,3 +454,39 @@ def test_predicted_ndcg_is_that_of_the_searched_configuration(
     )
     assert rec.predicted_ndcg() == pytest.approx(expected)
     assert rec.predicted_ndcg() != pytest.approx(float(guess["predicted_ndcg@10"]))
+
+
+def test_a_search_replaces_the_pick_only_for_a_gain_beyond_the_noise(
+    string_data: Interactions, tiny_meta_model: MetaModel
+) -> None:
+    pick = MetaRecommender(tiny_meta_model).select(string_data).best
+    greedy = MetaRecommender(tiny_meta_model, n_trials=20, min_gain=0).fit(string_data)
+    assert greedy.tuning_ is not None and greedy.search_gain_ is None
+    best = (greedy.tuning_.best_algorithm, greedy.tuning_.best_config)
+    assert (greedy.algorithm_, greedy.config_) == best != (pick.algorithm, pick.config)
+
+    # The same search, with a bar no gain can pass: the meta-model's pick stays.
+    cautious = MetaRecommender(tiny_meta_model, n_trials=20, min_gain=1e9).fit(string_data)
+    gain = cautious.search_gain_
+    assert gain is not None and 0 < gain.standard_error
+    assert gain.difference == pytest.approx(
+        greedy.tuning_.best_score - _score_of(greedy, pick), abs=1e-9
+    )
+    assert (cautious.algorithm_, cautious.config_) == (pick.algorithm, pick.config)
+
+    # With the default bar the rule is applied as documented.
+    default = MetaRecommender(tiny_meta_model, n_trials=20).fit(string_data)
+    assert default.search_gain_ is not None
+    replaced = default.search_gain_.difference > default.search_gain_.standard_error
+    assert (default.algorithm_, default.config_) == (
+        best if replaced else (pick.algorithm, pick.config)
+    )
+
+
+def _score_of(rec: MetaRecommender, candidate: Candidate) -> float:
+    assert rec.tuning_ is not None
+    return next(
+        score
+        for algorithm, config, score in rec.tuning_.completed
+        if (algorithm, config) == (candidate.algorithm, candidate.config)
+    )

@@ -20,8 +20,10 @@ from metarec_classic.tuning._storage import (
     storage_errors,
 )
 from metarec_classic.tuning._tune import (
+    PairedComparison,
     Portfolio,
     TuningResult,
+    compare_on_validation,
     make_objective,
     position_in_space,
     suggest_config,
@@ -32,10 +34,12 @@ from metarec_classic.tuning._tune import (
 __all__ = [
     "ClaimedTrial",
     "DesignProgress",
+    "PairedComparison",
     "Portfolio",
     "StorageError",
     "TuningResult",
     "claim_trial",
+    "compare_on_validation",
     "design_progress",
     "heartbeats_enabled",
     "hold_threads",

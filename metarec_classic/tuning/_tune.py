@@ -28,7 +28,16 @@ from metarec_classic.exceptions import TuningError
 from metarec_classic.recommenders import get_recommender_class, make_recommender
 from metarec_classic.tuning._storage import resolve_storage
 
-__all__ = ["Portfolio", "TuningResult", "make_objective", "suggest_config", "trials_frame", "tune"]
+__all__ = [
+    "PairedComparison",
+    "Portfolio",
+    "TuningResult",
+    "compare_on_validation",
+    "make_objective",
+    "suggest_config",
+    "trials_frame",
+    "tune",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -64,6 +73,8 @@ class TuningResult:
     best_configs : dict of str to dict
         Per algorithm with a completed trial, the configuration of its best one (what
         the search learned about the algorithms it did not choose).
+    completed : list of (str, dict, float)
+        Algorithm, configuration and score of every completed trial, best first.
     """
 
     algorithm: str
@@ -75,6 +86,7 @@ class TuningResult:
     study_name: str
     study: optuna.Study = field(repr=False)
     best_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    completed: list[tuple[str, dict[str, Any], float]] = field(default_factory=list)
 
     @property
     def n_complete(self) -> int:
@@ -221,11 +233,13 @@ def tune(
     best = study.best_trial
     best_algorithm, best_config = portfolio.decode(best.params)
     best_configs: dict[str, dict[str, Any]] = {}
+    completed: list[tuple[str, dict[str, Any], float]] = []
     # Completed trials, best first; ties keep the earlier trial, as ``best_trial`` does.
-    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    for trial in sorted(completed, key=lambda t: (-float(t.value or 0.0), t.number)):
+    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    for trial in sorted(finished, key=lambda t: (-float(t.value or 0.0), t.number)):
         algorithm, config = portfolio.decode(trial.params)
         best_configs.setdefault(algorithm, config)
+        completed.append((algorithm, config, float(trial.value or 0.0)))
     _log.info(
         "Tuned %s: best %s@%d %.4f (%s) after %d trials (%d failed).",
         portfolio.label,
@@ -246,6 +260,7 @@ def tune(
         study_name=name,
         study=study,
         best_configs=best_configs,
+        completed=completed,
     )
 
 
@@ -366,6 +381,65 @@ def make_objective(
         return float(score)
 
     return objective
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """How much one configuration beats another on the same validation users.
+
+    Attributes
+    ----------
+    difference : float
+        Mean over the validation users of (challenger's metric − incumbent's metric).
+    standard_error : float
+        Standard error of that mean (the users' differences' standard deviation over
+        the square root of their number).
+    n_users : int
+        Validation users compared.
+    """
+
+    difference: float
+    standard_error: float
+    n_users: int
+
+
+def compare_on_validation(
+    challenger: tuple[str, dict[str, Any]],
+    incumbent: tuple[str, dict[str, Any]],
+    train: Interactions,
+    *,
+    seed: int = 0,
+    validation_fraction: float = 0.2,
+    k: int = 10,
+    metric: str = "ndcg",
+    n_jobs: int | None = None,
+) -> PairedComparison:
+    """Score two (algorithm, configuration) pairs user by user on :func:`tune`'s split.
+
+    The split, the seeds and the metric are those of ``tune`` with the same arguments, so
+    the two means are the trials' scores; the per-user differences add how sure the gap
+    is, which one mean per trial cannot tell.
+    """
+    split = validation_split(train, validation_fraction=validation_fraction, random_state=seed)
+    column = f"{metric}@{k}"
+    scores: list[pd.Series] = []
+    for algorithm, config in (challenger, incumbent):
+        model = make_recommender(algorithm, config, random_state=seed, n_jobs=n_jobs)
+        model.fit(split.train)
+        result = evaluate(
+            model,
+            split.train,
+            split.test,
+            k=k,
+            metrics=(metric,),
+            exclude=split.train.seen_nonpositive,
+        )
+        scores.append(result.per_user[column].astype(np.float64))
+    # Both were scored on the same users; the subtraction pairs them by user id.
+    differences = (scores[0] - scores[1]).to_numpy()
+    n = len(differences)
+    error = float(differences.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf
+    return PairedComparison(float(differences.mean()) if n else 0.0, error, n)
 
 
 def suggest_config(

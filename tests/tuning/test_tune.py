@@ -14,10 +14,17 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from metarec_classic.data import Interactions, random_holdout_split
+from metarec_classic.data import Interactions, random_holdout_split, validation_split
 from metarec_classic.exceptions import TuningError
 from metarec_classic.recommenders import PureSVDRecommender, get_recommender_class
-from metarec_classic.tuning import Portfolio, TuningResult, position_in_space, trials_frame, tune
+from metarec_classic.tuning import (
+    Portfolio,
+    TuningResult,
+    compare_on_validation,
+    position_in_space,
+    trials_frame,
+    tune,
+)
 from metarec_classic.tuning import _tune as tune_module
 
 
@@ -344,3 +351,32 @@ def test_position_in_space_scales_each_parameter_to_its_range() -> None:
     np.testing.assert_allclose(
         position_in_space({"kind": "b", "rate": 0.5}, space)[1:3], [0.25, 0.5]
     )
+
+
+# -- comparing two configurations user by user ----------------------------------------------
+def test_paired_comparison_matches_the_trials_and_measures_the_noise(train: Interactions) -> None:
+    first = {"weighting": "bm25", "n_neighbors": 50, "bm25_k1": 1.2, "bm25_b": 0.75}
+    second = {"weighting": "cosine", "n_neighbors": 10, "bm25_k1": 1.2, "bm25_b": 0.75}
+    result = tune(
+        "itemknn", train, n_trials=2, enqueue=[first, second], enqueue_default=False, seed=3
+    )
+    scores = {json.dumps(c, sort_keys=True): s for _, c, s in result.completed}
+    gain = compare_on_validation(("itemknn", first), ("itemknn", second), train, seed=3)
+    # The means are the trials' own scores, on the split of the same seed.
+    expected = (
+        scores[json.dumps(first, sort_keys=True)] - scores[json.dumps(second, sort_keys=True)]
+    )
+    assert gain.difference == pytest.approx(expected, abs=1e-9)
+    assert 0 < gain.standard_error < abs(gain.difference) + 1
+    validation = validation_split(train, random_state=3).test.user_items
+    assert gain.n_users == int((np.diff(validation.indptr) > 0).sum())
+    # Against itself: no gain and no noise.
+    same = compare_on_validation(("itemknn", first), ("itemknn", first), train, seed=3)
+    assert same.difference == 0 and same.standard_error == 0
+
+
+def test_completed_lists_every_completed_trial_best_first(train: Interactions) -> None:
+    result = tune("itemknn", train, n_trials=4, seed=1)
+    scores = [score for _, _, score in result.completed]
+    assert scores == sorted(scores, reverse=True) and len(scores) == result.n_complete
+    assert result.completed[0][:2] == (result.best_algorithm, result.best_config)
