@@ -360,22 +360,33 @@ def test_without_family_drops_exactly_that_familys_users(
 
 
 # -- relabelling one algorithm -------------------------------------------------------------
-def test_relabelled_scores_replace_one_algorithm_and_keep_the_users(
-    built: tuple[Path, UserLabelSet],
+@pytest.fixture
+def itemknn_alone(
     labels: LabelSet,
     tiny_tasks: list[Task],
     loader: Callable[[str], Interactions],
     tmp_path: Path,
+) -> Callable[[int], UserLabelSet]:
+    """Per-user labels of itemknn alone, for ``users_per_task`` users per task."""
+
+    def build(users_per_task: int) -> UserLabelSet:
+        return build_user_labels(
+            labels,
+            tiny_tasks,
+            storage=tmp_path / f"itemknn-{users_per_task}.journal",
+            loader=loader,
+            users_per_task=users_per_task,
+            algorithms=["itemknn"],
+        )
+
+    return build
+
+
+def test_relabelled_scores_replace_one_algorithm_and_keep_the_users(
+    built: tuple[Path, UserLabelSet], itemknn_alone: Callable[[int], UserLabelSet]
 ) -> None:
     _, user_labels = built
-    again = build_user_labels(
-        labels,
-        tiny_tasks,
-        storage=tmp_path / "again.journal",
-        loader=loader,
-        users_per_task=USERS_PER_TASK,
-        algorithms=["itemknn"],
-    )
+    again = itemknn_alone(USERS_PER_TASK)
     assert set(again.scores["algorithm"]) == {"itemknn"}
     # A stale score of that algorithm is replaced, the others are kept as they were.
     stale = user_labels.scores.copy()
@@ -389,20 +400,8 @@ def test_relabelled_scores_replace_one_algorithm_and_keep_the_users(
 
 
 def test_relabelled_scores_of_other_users_are_refused(
-    built: tuple[Path, UserLabelSet],
-    labels: LabelSet,
-    tiny_tasks: list[Task],
-    loader: Callable[[str], Interactions],
-    tmp_path: Path,
+    built: tuple[Path, UserLabelSet], itemknn_alone: Callable[[int], UserLabelSet]
 ) -> None:
     _, user_labels = built
-    fewer = build_user_labels(
-        labels,
-        tiny_tasks,
-        storage=tmp_path / "fewer.journal",
-        loader=loader,
-        users_per_task=USERS_PER_TASK // 2,
-        algorithms=["itemknn"],
-    )
     with pytest.raises(ValueError, match="other users"):
-        user_labels.relabelled(fewer)
+        user_labels.relabelled(itemknn_alone(USERS_PER_TASK // 2))
