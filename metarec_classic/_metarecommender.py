@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -199,6 +200,11 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
             )
         if not isinstance(self.n_trials, (int, np.integer)) or self.n_trials < 0:
             raise ValueError(f"`n_trials` must be an int >= 0; got {self.n_trials!r}.")
+        if not isinstance(self.min_gain, (int, float)) or not 0 <= self.min_gain < math.inf:
+            raise ValueError(
+                f"`min_gain` must be a number of standard errors >= 0 (1 by default, 0 to "
+                f"take the best validation score); got {self.min_gain!r}."
+            )
         if self.segments is not None and self.segments not in _SEGMENT_MODES:
             raise ValueError(
                 f"`segments` must be 'auto', 'activity' or None; got {self.segments!r}."
@@ -397,9 +403,9 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
     def predicted_ndcg(self) -> float:
         """The meta-model's predicted NDCG@10 of the fitted configuration.
 
-        After a search this is the estimate for the configuration the search chose (the
-        search's own validation score is ``tuning_.best_score``), not for the meta-model's
-        pick.
+        After a search this is the estimate for the configuration fitted, whether the
+        search's best or the pick it did not beat (see ``min_gain``); the search's own
+        validation scores are in ``tuning_``.
         """
         check_is_fitted(self, "model_")
         if not hasattr(self, "selection_"):

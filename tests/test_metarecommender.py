@@ -490,3 +490,11 @@ def _score_of(rec: MetaRecommender, candidate: Candidate) -> float:
         for algorithm, config, score in rec.tuning_.completed
         if (algorithm, config) == (candidate.algorithm, candidate.config)
     )
+
+
+@pytest.mark.parametrize("min_gain", [-1.0, float("nan"), float("inf"), "1"])
+def test_min_gain_must_be_a_number_of_standard_errors(
+    string_data: Interactions, tiny_meta_model: MetaModel, min_gain: object
+) -> None:
+    with pytest.raises(ValueError, match="`min_gain` must be a number of standard errors"):
+        MetaRecommender(tiny_meta_model, n_trials=2, min_gain=min_gain).fit(string_data)
