@@ -7,9 +7,8 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
 
-from metarec_classic.recommenders._common import resolve_n_jobs
+from metarec_classic.recommenders._common import resolve_n_jobs, thread_controller
 
 __all__ = [
     "blas_threads",
@@ -30,7 +29,7 @@ _DENSE_FRACTION = 0.25
 
 def blas_threads(n_jobs: int | None) -> Any:
     """Context manager holding BLAS (and OpenMP inside it) to the threads ``n_jobs`` allows."""
-    return threadpool_limits(limits=resolve_n_jobs(n_jobs), user_api="blas")
+    return thread_controller().limit(limits=resolve_n_jobs(n_jobs), user_api="blas")
 
 
 def rows_per_block(n_cols: int) -> int:

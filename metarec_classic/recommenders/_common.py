@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from numbers import Integral
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils._param_validation import Interval
+from threadpoolctl import ThreadpoolController
 
 __all__ = [
     "N_JOBS_CONSTRAINT",
@@ -72,3 +74,14 @@ def clamp_n_neighbors(model: Any, available: int, what: str) -> int:
         available,
     )
     return available
+
+
+@functools.cache
+def thread_controller() -> ThreadpoolController:
+    """The process's thread pools (BLAS, OpenMP), found once.
+
+    Finding them reads the process's loaded libraries, about 3 ms each time: as long as
+    a small EASE fit. The package imports numpy and SciPy's BLAS before any model runs,
+    so the pools found at the first call are all there are.
+    """
+    return ThreadpoolController()

@@ -10,7 +10,6 @@ padding converted to ours (id ``-1``, score ``-inf``).
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import warnings
 from collections.abc import Iterator
@@ -20,11 +19,10 @@ import numpy as np
 import scipy.sparse as sp
 from implicit.recommender_base import ModelFitError
 from implicit.utils import ParameterWarning
-from threadpoolctl import ThreadpoolController
 
 from metarec_classic._random import check_random_state
 from metarec_classic.recommenders._base import BaseRecommender
-from metarec_classic.recommenders._common import resolve_n_jobs
+from metarec_classic.recommenders._common import resolve_n_jobs, thread_controller
 
 __all__ = [
     "ImplicitFactorRecommender",
@@ -165,15 +163,8 @@ def to_implicit_params(config: dict[str, Any]) -> dict[str, Any]:
 def _single_threaded_blas() -> Iterator[None]:
     # implicit parallelises over users and items itself; a multi-threaded BLAS inside
     # each of those threads oversubscribes the cores (implicit warns about it at import).
-    with _controller().limit(limits=1, user_api="blas"):
+    with thread_controller().limit(limits=1, user_api="blas"):
         yield
-
-
-@functools.cache
-def _controller() -> ThreadpoolController:
-    # Finding the loaded thread pools takes about a millisecond, as long as a small
-    # item-item fit; do it once. BLAS is loaded with numpy, before this first call.
-    return ThreadpoolController()
 
 
 def implicit_fit(model: Any, user_items: sp.csr_matrix) -> None:
