@@ -330,10 +330,16 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
             result["search"]["gain_standard_error"] = gain.standard_error
     if rec.segments_ is not None:
         result["segments"] = _segment_records(rec.segments_)
-    result["top_algorithms"] = {
-        row["algorithm"]: round(float(row["predicted_ndcg@10"]), 4)
-        for _, row in rec.selection_.algorithms().head(5).iterrows()
-    }
+    # In the meta-model's order; the estimates are a separate prediction, so they need
+    # not decrease down the list.
+    result["top_algorithms"] = [
+        {
+            "rank": rank,
+            "algorithm": row["algorithm"],
+            "predicted_ndcg@10": round(float(row["predicted_ndcg@10"]), 4),
+        }
+        for rank, (_, row) in enumerate(rec.selection_.algorithms().head(5).iterrows(), 1)
+    ]
     # A taste of the output: the lists of the first few users.
     sample = rec.recommend(data.user_ids[:3], k=5)
     result["example_recommendations"] = _with_titles(sample, args).to_dict(orient="records")

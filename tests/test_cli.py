@@ -76,6 +76,10 @@ def model_dir(
     assert document["saved_to"] == str(out)
     assert document["algorithm"] in {"most_popular", "itemknn", "pure_svd"}
     assert all(row["user_id"].startswith("u") for row in document["example_recommendations"])
+    # The algorithms in the meta-model's order, the chosen one first, each with its rank.
+    top = document["top_algorithms"]
+    assert [row["rank"] for row in top] == list(range(1, len(top) + 1))
+    assert top[0]["algorithm"] == document["algorithm"]
     return out
 
 
