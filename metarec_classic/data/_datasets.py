@@ -67,8 +67,10 @@ How each data set is assembled (the counts are in the MANIFEST of the data folde
 
 from __future__ import annotations
 
+import difflib
 import gzip
 import importlib.resources
+import inspect
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -427,6 +429,20 @@ def _check_threshold(value: object) -> None:
 
 
 def _reject_options(options: Mapping[str, Any], *, allowed: bool) -> None:
+    known = set(inspect.signature(read_interactions).parameters) - {"path"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        hints = {
+            name: difflib.get_close_matches(name, [*known, "positive_threshold"], n=1)
+            for name in unknown
+        }
+        said = "; ".join(f"did you mean `{h[0]}`?" for h in hints.values() if h)
+        raise TypeError(
+            f"load_dataset() has no option {unknown!r}"
+            + (f" ({said})" if said else "")
+            + f"; it takes `positive_threshold`, `variant`, `data_root` and the reading "
+            f"options of read_interactions: {sorted(known)!r}."
+        )
     if options and not allowed:
         raise TypeError(
             f"Reading options {sorted(options)!r} only apply to a plain delimited file; a "

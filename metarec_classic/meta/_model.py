@@ -314,6 +314,18 @@ class MetaModel(BoosterParams):
         configuration found by a search gets its own estimate this way.
         """
         self._check_fitted()
+        if candidate.algorithm not in self.algorithms_:
+            raise ValueError(
+                f"The meta-model knows no algorithm {candidate.algorithm!r}; it was trained "
+                f"on {self.algorithms_!r}."
+            )
+        space = get_recommender_class(candidate.algorithm).search_space()
+        unknown = sorted(set(candidate.config) - set(space))
+        if unknown:
+            raise ValueError(
+                f"{candidate.algorithm!r} has no tunable parameters {unknown!r}; its "
+                f"configuration takes {sorted(space)!r}; one left out is read as missing."
+            )
         row = self._feature_row(features)
         X = self._design(row[None, :], [candidate.algorithm], [candidate.config])
         relative = float(self.booster_relative_.predict(X)[0])

@@ -227,6 +227,17 @@ def test_read_options_for_a_known_set_are_an_error(shared_data: Path) -> None:
         load_dataset("coat", data_root=shared_data, sep=",")
 
 
+def test_an_unknown_option_is_named_with_the_nearest_one(tmp_path) -> None:
+    path = tmp_path / "ratings.csv"
+    path.write_text("user,item,rating\n1,1,5\n2,1,3\n")
+    with pytest.raises(
+        TypeError, match=r"no option \['threshold'\] \(did you mean `positive_threshold`\?\)"
+    ):
+        load_dataset(path, threshold=4)
+    with pytest.raises(TypeError, match=r"did you mean `sep`\?"):
+        load_dataset(path, sepp=",")
+
+
 def test_non_r_file_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "x.rda"
     path.write_bytes(b"not R at all")

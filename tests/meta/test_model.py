@@ -130,6 +130,10 @@ def test_predicted_ndcg_of_any_configuration(
     assert json.dumps(unseen, sort_keys=True) not in listed
     estimate = tiny_meta_model.predict_ndcg(features, Candidate("itemknn", unseen))
     assert 0 < estimate < 1
+    with pytest.raises(ValueError, match=r"no tunable parameters \['k'\]"):
+        tiny_meta_model.predict_ndcg(features, Candidate("itemknn", {"k": 5}))
+    with pytest.raises(ValueError, match="knows no algorithm 'ease'"):
+        tiny_meta_model.predict_ndcg(features, Candidate("ease", {}))
 
 
 def test_save_load_round_trip_gives_identical_rankings(
