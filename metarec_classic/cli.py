@@ -546,6 +546,11 @@ def _read_user_ids(spec: str, user_map: IdMap) -> np.ndarray:
     else:
         raw = [part.strip() for part in spec.split(",") if part.strip()]
     if not raw:
+        if is_file:
+            raise BadInput(
+                f"`--users` file {spec!r} holds no user id; write one id per line, or give "
+                "comma-separated ids."
+            )
         raise BadInput(f"`--users` names no user: got {spec!r}.")
     if user_map.ids.dtype.kind in "iu":
         # Integer ids in training: an id written as the readers write integers (no sign

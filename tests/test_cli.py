@@ -247,6 +247,12 @@ def test_recommend_into_a_reader_that_stops_early(model_dir: Path) -> None:
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr
 
 
+def test_recommend_for_an_empty_users_file(model_dir: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "users.txt"
+    empty.write_text("\n\n")
+    run_bad_input("recommend", model_dir, "--users", empty, message="holds no user id")
+
+
 def test_recommend_from_a_folder_without_a_model(tmp_path: Path) -> None:
     result = run("recommend", tmp_path, "--users", "u007")
     assert result.returncode == 2
