@@ -262,7 +262,6 @@ def _landmarkers(
     sub = sub[:, used]
     out = _empty_landmarks()
     deadline = time.perf_counter() + seconds
-    complete = True
     split = _landmark_split(sub, seed)
     complete = split is not None and _score_landmarks(split, deadline, seed, out)
     pop = out["landmark.most_popular"]
