@@ -232,9 +232,12 @@ def test_recommend_a_list_of_ids_longer_than_a_file_name(model_dir: Path) -> Non
 
 
 def test_recommend_into_a_reader_that_stops_early(model_dir: Path) -> None:
-    # `metarec recommend ... | head -1`: the reader closes the pipe after one line.
+    # `metarec recommend ... | head -1`: the reader closes the pipe after one line. Every
+    # user's whole list is megabytes, far beyond a pipe's buffer, so the writer cannot
+    # have finished before the pipe closes.
+    users = ",".join(f"u{u:03d}" for u in range(1, 150))
     process = subprocess.Popen(
-        [_executable(), "recommend", model_dir, "--users", "u007", "--k", "20000", "--json"],
+        [_executable(), "recommend", model_dir, "--users", users, "--k", "20000", "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
