@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import warnings
 from typing import Any, ClassVar
@@ -109,6 +110,18 @@ class BaseRecommender(BaseEstimator):  # type: ignore[misc]
 
     def _validate_params(self) -> None:
         """Check hyperparameters against ``_parameter_constraints`` when ``fit`` starts."""
+        # A bool is an int to Python (and to the constraints), so ``True`` would pass
+        # as 1 for a number of neighbours or a penalty: refuse it unless bools are meant.
+        for name, value in self.get_params(deep=False).items():
+            allowed = self._parameter_constraints.get(name, [])
+            if isinstance(value, (bool, np.bool_)) and not {"boolean", bool} & set(
+                c for c in allowed if isinstance(c, (str, type))
+            ):
+                default = inspect.signature(type(self).__init__).parameters[name].default
+                raise TypeError(
+                    f"`{name}` of {type(self).__name__} must be a number, not a bool; got "
+                    f"{value!r}. Pass a number, e.g. the default {name}={default!r}."
+                )
         validate_parameter_constraints(
             self._parameter_constraints,
             self.get_params(deep=False),

@@ -157,6 +157,18 @@ class RecommenderContract:
             assert not np.isnan(scores).any()
 
 
+    def test_bool_for_a_number_is_refused(self, user_items: sp.csr_matrix) -> None:
+        """``True`` is 1 to Python; a numeric parameter given a bool is a mistake to name."""
+        numeric = [
+            name
+            for name, dist in type(self.make()).search_space().items()
+            if not isinstance(dist, optuna.distributions.CategoricalDistribution)
+        ]
+        for name in numeric:
+            with pytest.raises(TypeError, match=f"`{name}` .* must be a number, not a bool"):
+                self.make().set_params(**{name: True}).fit(user_items)
+
+
 def check_recommender(make: Callable[[], BaseRecommender]) -> None:
     """Run every contract check outside pytest; raises ``AssertionError`` on failure."""
     contract = type("Contract", (RecommenderContract,), {"make": staticmethod(make)})()
