@@ -187,10 +187,11 @@ def _cmd_info(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    data = _load(args)
+    # A wrong configuration is named before a large file is read.
     config = _parse_params(args.params)
-    split = _split(data, args)
     model = make_recommender(args.algorithm, config, random_state=args.seed)
+    data = _load(args)
+    split = _split(data, args)
     started = time.perf_counter()
     model.fit(split.train)
     fit_time = time.perf_counter() - started

@@ -514,6 +514,28 @@ def test_numeric_flags_are_checked_before_any_work(arguments: list[str], message
     run_bad_input(*arguments, message=message)
 
 
+def test_evaluate_names_a_wrong_configuration_before_reading_the_data(tmp_path: Path) -> None:
+    missing = tmp_path / "not-there.csv"
+    run_bad_input(
+        "evaluate",
+        missing,
+        "--algorithm",
+        "ease",
+        "--params",
+        '{"l2_reg": -1}',
+        message="'l2_reg' parameter of EASERecommender must be a float in the range (0.0, inf)",
+    )
+    run_bad_input(
+        "evaluate",
+        missing,
+        "--algorithm",
+        "ease",
+        "--params",
+        '{"popularity_penalty": true}',
+        message="must be a number, not a bool",
+    )
+
+
 def test_reading_flags_fix_what_the_messages_name(tmp_path: Path) -> None:
     path = tmp_path / "ratings.csv"
     path.write_text("user_id,rating,code\n1,5,a\n2,3,b\n3,4,a\n4,2,c\n")

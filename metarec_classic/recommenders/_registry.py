@@ -48,7 +48,8 @@ def make_recommender(
 
     ``random_state`` and ``n_jobs`` are passed only to the models that take them, so a
     caller can seed or thread any algorithm alike; ``None`` keeps the model's default.
-    Unknown parameter names raise a ``ValueError`` that lists the valid ones.
+    Unknown parameter names raise a ``ValueError`` that lists the valid ones, and values
+    outside a parameter's constraints raise here too, before any data is read.
     """
     cls = get_recommender_class(name)
     valid = set(cls().get_params())
@@ -62,4 +63,6 @@ def make_recommender(
             f"Unknown parameters {unknown!r} for algorithm {name!r}; valid parameters are "
             f"{sorted(valid)!r}."
         )
-    return cls(**params)
+    model = cls(**params)
+    model._validate_params()
+    return model
