@@ -9,6 +9,7 @@ left unlabelled (the labels are still written; the warning says how to finish th
 from __future__ import annotations
 
 import argparse
+import difflib
 import functools
 import json
 import logging
@@ -86,7 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     tokens = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(tokens)
+        args, extras = parser.parse_known_args(tokens)
+        if extras:
+            # Named by the command's own parser, whose usage lists the flags it takes
+            # (the top-level usage would only list the commands).
+            args.command_parser.error(_unrecognized(extras, args.command_parser))
     except _UsageError as err:
         # argparse's own report, plus the JSON document a --json caller reads.
         print(f"{err.usage}{err.prog}: error: {err.message}", file=sys.stderr)
@@ -141,6 +146,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
     return EXIT_UNLABELLED if result.get("n_unlabelled") else EXIT_OK
+
+
+def _unrecognized(extras: list[str], parser: argparse.ArgumentParser) -> str:
+    """The message for unknown arguments, with the nearest flag for a misspelt one."""
+    flags = [flag for action in parser._actions for flag in action.option_strings]
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    for extra in extras:
+        near = difflib.get_close_matches(extra.split("=", 1)[0], flags, n=1, cutoff=0.75)
+        if extra.startswith("-") and near:
+            message += f" (did you mean {near[0]}?)"
+            break
+    return f"{message}; see 'metarec {parser.prog.split()[-1]} --help'"
 
 
 def _print_result(result: dict[str, Any], args: argparse.Namespace) -> None:
@@ -908,6 +925,8 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--out", required=True, metavar="DIR")
     sub.add_argument("--seed", type=int, default=0)
     _common_flags(sub)
+    for sub in commands.choices.values():
+        sub.set_defaults(command_parser=sub)
     return parser
 
 

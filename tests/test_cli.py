@@ -514,6 +514,27 @@ def test_numeric_flags_are_checked_before_any_work(arguments: list[str], message
     run_bad_input(*arguments, message=message)
 
 
+def test_an_unknown_flag_is_named_with_the_command_usage_and_the_nearest_flag() -> None:
+    run_bad_input("fit", "--demo", "--trails", "3", message="usage: metarec fit [-h]")
+    run_bad_input(
+        "fit",
+        "--demo",
+        "--trails",
+        "3",
+        message="metarec fit: error: unrecognized arguments: --trails (did you mean "
+        "--trials?); see 'metarec fit --help'",
+    )
+    # Nothing near: no guess.
+    run_bad_input(
+        "recommend",
+        "model",
+        "--users",
+        "1",
+        "--zzzz",
+        message="unrecognized arguments: --zzzz; see 'metarec recommend --help'",
+    )
+
+
 def test_evaluate_names_a_wrong_configuration_before_reading_the_data(tmp_path: Path) -> None:
     missing = tmp_path / "not-there.csv"
     run_bad_input(
