@@ -114,9 +114,8 @@ class BaseRecommender(BaseEstimator):  # type: ignore[misc]
         # as 1 for a number of neighbours or a penalty: refuse it unless bools are meant.
         for name, value in self.get_params(deep=False).items():
             allowed = self._parameter_constraints.get(name, [])
-            if isinstance(value, (bool, np.bool_)) and not {"boolean", bool} & set(
-                c for c in allowed if isinstance(c, (str, type))
-            ):
+            takes_bool = any(isinstance(c, (str, type)) and c in ("boolean", bool) for c in allowed)
+            if isinstance(value, (bool, np.bool_)) and not takes_bool:
                 default = inspect.signature(type(self).__init__).parameters[name].default
                 raise TypeError(
                     f"`{name}` of {type(self).__name__} must be a number, not a bool; got "

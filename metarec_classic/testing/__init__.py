@@ -156,7 +156,6 @@ class RecommenderContract:
             _ids, scores = model.recommend(np.arange(10), k=5)
             assert not np.isnan(scores).any()
 
-
     def test_bool_for_a_number_is_refused(self, user_items: sp.csr_matrix) -> None:
         """``True`` is 1 to Python; a numeric parameter given a bool is a mistake to name."""
         numeric = [
