@@ -63,6 +63,11 @@ class BaseRecommender(BaseEstimator):  # type: ignore[misc]
     #: Algorithm name used on the command line and in configurations.
     name: ClassVar[str] = ""
 
+    #: Whether two fits with the same ``random_state`` are identical on several threads.
+    #: Searches run the models for which it is False on one thread, so that a seeded
+    #: search repeats (one different score changes every later suggestion).
+    repeats_with_threads: ClassVar[bool] = True
+
     #: Declarative constraints per constructor parameter, in scikit-learn's format
     #: (``Interval``, ``StrOptions``, types, ``None``); checked when ``fit`` starts.
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {}

@@ -163,7 +163,9 @@ def tune(
         Validation metric to maximise.
     n_jobs : int, optional
         Threads of each model fit (models that accept ``n_jobs``); ``None`` keeps each
-        model's own default, which was chosen as the fastest on 2 cores.
+        model's own default, which was chosen as the fastest on 2 cores, except for
+        models whose threaded fits do not repeat (BPR, LMF): they fit on one thread, so
+        that the same ``seed`` gives the same study.
     show_progress : bool, default=False
         Show Optuna's progress bar (on stderr).
 
@@ -355,7 +357,9 @@ def make_objective(
 
     def objective(trial: optuna.trial.BaseTrial) -> float:
         algorithm, config = portfolio.suggest(trial)
-        model = make_recommender(algorithm, config, random_state=seed, n_jobs=n_jobs)
+        model = make_recommender(
+            algorithm, config, random_state=seed, n_jobs=_search_threads(algorithm, n_jobs)
+        )
         started = time.perf_counter()
         try:
             model.fit(fit_part)
@@ -424,7 +428,9 @@ def compare_on_validation(
     column = f"{metric}@{k}"
     scores: list[pd.Series] = []
     for algorithm, config in (challenger, incumbent):
-        model = make_recommender(algorithm, config, random_state=seed, n_jobs=n_jobs)
+        model = make_recommender(
+            algorithm, config, random_state=seed, n_jobs=_search_threads(algorithm, n_jobs)
+        )
         model.fit(split.train)
         result = evaluate(
             model,
@@ -487,6 +493,13 @@ def position_in_space(
                 low, high, value = math.log(low), math.log(high), math.log(max(value, dist.low))
             out[j] = (value - low) / (high - low) if high > low else 0.5
     return np.clip(out, 0.0, 1.0)
+
+
+def _search_threads(algorithm: str, n_jobs: int | None) -> int | None:
+    """Threads of one fit in a search: as asked, else one where threads break repeats."""
+    if n_jobs is None and not get_recommender_class(algorithm).repeats_with_threads:
+        return 1
+    return n_jobs
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:

@@ -380,3 +380,31 @@ def test_completed_lists_every_completed_trial_best_first(train: Interactions) -
     scores = [score for _, _, score in result.completed]
     assert scores == sorted(scores, reverse=True) and len(scores) == result.n_complete
     assert result.completed[0][:2] == (result.best_algorithm, result.best_config)
+
+
+# -- repeatability ---------------------------------------------------------------------------
+def test_the_same_seed_gives_the_same_study_with_lock_free_models(ml100k: Interactions) -> None:
+    # BPR and LMF update without locks on several threads; a search fits them on one,
+    # or one score would differ and every later suggestion with it.
+    first, second = (
+        tune(["bpr", "lmf"], ml100k, n_trials=4, seed=0, enqueue_default=False) for _ in range(2)
+    )
+    assert first.trials["score"].tolist() == second.trials["score"].tolist()
+
+
+def test_a_search_keeps_the_threads_it_is_given(
+    train: Interactions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[tuple[str, int | None]] = []
+    build = tune_module.make_recommender
+
+    def recording(algorithm: str, config: dict, **kwargs: Any) -> Any:
+        threads.append((algorithm, kwargs["n_jobs"]))
+        return build(algorithm, config, **kwargs)
+
+    monkeypatch.setattr(tune_module, "make_recommender", recording)
+    tune(["bpr", "als"], train, n_trials=2, seed=0)
+    assert threads == [("bpr", 1), ("als", None)]
+    threads.clear()
+    tune(["bpr", "als"], train, n_trials=2, seed=0, n_jobs=2)
+    assert threads == [("bpr", 2), ("als", 2)]
