@@ -514,47 +514,40 @@ def test_numeric_flags_are_checked_before_any_work(arguments: list[str], message
     run_bad_input(*arguments, message=message)
 
 
-def test_an_unknown_flag_is_named_with_the_command_usage_and_the_nearest_flag() -> None:
-    run_bad_input("fit", "--demo", "--trails", "3", message="usage: metarec fit [-h]")
-    run_bad_input(
-        "fit",
-        "--demo",
-        "--trails",
-        "3",
-        message="metarec fit: error: unrecognized arguments: --trails (did you mean "
-        "--trials?); see 'metarec fit --help'",
-    )
-    # Nothing near: no guess.
-    run_bad_input(
-        "recommend",
-        "model",
-        "--users",
-        "1",
-        "--zzzz",
-        message="unrecognized arguments: --zzzz; see 'metarec recommend --help'",
-    )
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["fit", "--demo", "--trails", "3"], "usage: metarec fit [-h]"),
+        (
+            ["fit", "--demo", "--trails", "3"],
+            "metarec fit: error: unrecognized arguments: --trails (did you mean --trials?); "
+            "see 'metarec fit --help'",
+        ),
+        # Nothing near: no guess.
+        (
+            ["recommend", "model", "--users", "1", "--zzzz"],
+            "unrecognized arguments: --zzzz; see 'metarec recommend --help'",
+        ),
+    ],
+)
+def test_an_unknown_flag_is_named_with_the_command_usage(
+    arguments: list[str], message: str
+) -> None:
+    run_bad_input(*arguments, message=message)
 
 
-def test_evaluate_names_a_wrong_configuration_before_reading_the_data(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ('{"l2_reg": -1}', "'l2_reg' parameter of EASERecommender must be a float in the range"),
+        ('{"popularity_penalty": true}', "must be a number, not a bool"),
+    ],
+)
+def test_evaluate_names_a_wrong_configuration_before_reading_the_data(
+    params: str, message: str, tmp_path: Path
+) -> None:
     missing = tmp_path / "not-there.csv"
-    run_bad_input(
-        "evaluate",
-        missing,
-        "--algorithm",
-        "ease",
-        "--params",
-        '{"l2_reg": -1}',
-        message="'l2_reg' parameter of EASERecommender must be a float in the range (0.0, inf)",
-    )
-    run_bad_input(
-        "evaluate",
-        missing,
-        "--algorithm",
-        "ease",
-        "--params",
-        '{"popularity_penalty": true}',
-        message="must be a number, not a bool",
-    )
+    run_bad_input("evaluate", missing, "--algorithm", "ease", "--params", params, message=message)
 
 
 def test_reading_flags_fix_what_the_messages_name(tmp_path: Path) -> None:
