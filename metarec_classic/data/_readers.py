@@ -8,6 +8,7 @@ together with the first line where they occur.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import logging
@@ -73,6 +74,8 @@ _HEADER_ALIASES: dict[str, str] = {
 _CANONICAL_INT = r"-?(?:0|[1-9][0-9]*)"
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _SNIFF_LINES = 50
+#: Characters of a line quoted in an error message (a line can be megabytes long).
+_SHOWN_CHARS = 80
 
 
 @dataclass
@@ -232,6 +235,13 @@ def _read_table(
         raise ValueError(
             f"`encoding_errors` must be 'strict', 'replace' or 'skip'; got {encoding_errors!r}."
         )
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise DataError(
+            f"Unknown encoding {encoding!r} for {source!r}; pass one Python knows, e.g. "
+            '`encoding="utf-8"`, `"latin-1"` or `"cp1252"`.'
+        ) from None
 
     # Decode into numbered lines, dealing with undecodable bytes line by line.
     lines, numbers = _decode_lines(raw, source, encoding, encoding_errors, report)
@@ -335,6 +345,17 @@ def _decode_lines(
     report: DataReport,
 ) -> tuple[list[str], list[int]]:
     """Split ``raw`` into decoded, non-blank lines and their 1-based line numbers."""
+    carriage_return = "\r".encode(encoding, errors="ignore")
+    if b"\n" not in raw and carriage_return == b"\r" and b"\r" in raw:
+        # Old Mac files end lines with a carriage return alone; read them as newlines.
+        n_breaks = raw.count(b"\r")
+        raw = raw.replace(b"\r", b"\n")
+        report.add(
+            "carriage_returns_read_as_newlines",
+            n_breaks,
+            f"{source!r} ends its lines with a carriage return alone (old Mac style); its "
+            f"{n_breaks} carriage returns were read as line breaks.",
+        )
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as exc:
@@ -399,9 +420,20 @@ def _sniff_sep(sample: list[str], source: str) -> str:
             counts = Counter(len(line.split(candidate)) for line in sample)
             if counts.most_common(1)[0][0] >= 2:
                 return candidate
+    first = sample[0]
+    shown = repr(first[:_SHOWN_CHARS]) + (
+        f" ... ({len(first)} characters)" if len(first) > _SHOWN_CHARS else ""
+    )
+    # Text that is mostly outside ASCII was most likely decoded with the wrong encoding.
+    garbled = sum(not char.isascii() for char in first[:1000]) > 0.3 * min(len(first), 1000)
     raise DataError(
-        f"Could not detect the field separator of {source!r} (first line {sample[0]!r}); "
-        'pass `sep=` explicitly, e.g. `sep=","` or `sep="\\t"`.'
+        f"Could not detect the field separator of {source!r} (first line {shown}); "
+        'pass `sep=` explicitly, e.g. `sep=","` or `sep="\\t"`'
+        + (
+            ". The line looks garbled: check the file's encoding (`encoding=`) first."
+            if garbled
+            else "."
+        )
     )
 
 

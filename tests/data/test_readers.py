@@ -55,6 +55,34 @@ def test_undetectable_separator_asks_for_sep(tmp_path: Path) -> None:
         read_interactions(path)
 
 
+def test_carriage_return_line_endings_are_read_and_reported(tmp_path: Path) -> None:
+    path = write(tmp_path, b"user_id,item_id,rating\r1,10,5\r1,11,3\r2,10,4\r")
+    with pytest.warns(DataWarning, match=r"carriage return alone.*4 carriage returns"):
+        data = read_interactions(path)
+    assert (data.n_users, data.n_items, data.n_interactions) == (2, 2, 3)
+    assert data.report.counts["carriage_returns_read_as_newlines"] == 4
+
+
+def test_separator_error_quotes_a_long_line_in_short(tmp_path: Path) -> None:
+    path = write(tmp_path, "x" * 200_000 + "\n" + "y" * 10 + "\n")
+    with pytest.raises(DataError, match=r"first line 'x{80}' \.\.\. \(200000 characters\)") as err:
+        read_interactions(path)
+    assert len(str(err.value)) < 400
+
+
+def test_text_decoded_with_the_wrong_encoding_is_named(tmp_path: Path) -> None:
+    # An even number of bytes, so that UTF-16 decodes it (into nonsense).
+    path = write(tmp_path, "1,10,5\n2,11,3\n3,10,45\n")
+    with pytest.raises(DataError, match=r"looks garbled: check the file's encoding"):
+        read_interactions(path, encoding="utf-16")
+
+
+def test_unknown_encoding_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, "1,10,5\n")
+    with pytest.raises(DataError, match=r"Unknown encoding 'foo'.*`encoding=\"utf-8\"`"):
+        read_interactions(path, encoding="foo")
+
+
 def test_header_with_known_names_is_detected_and_mapped(tmp_path: Path) -> None:
     path = write(tmp_path, "userId,movieId,rating,timestamp\n1,7,4.5,100\n2,7,2.0,200\n2,8,3,300\n")
     data = read_interactions(path)
