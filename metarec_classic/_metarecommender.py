@@ -514,11 +514,16 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         text = (path / _FILE).read_text()
         try:
             document = json.loads(text)
-            stored_digest = document.pop("sha256")
-        except (json.JSONDecodeError, KeyError, AttributeError) as err:
+        except json.JSONDecodeError as err:
             raise RecommenderFileError(
                 f"{str(path / _FILE)!r} is damaged or truncated ({err}); fit and save again."
             ) from err
+        if not isinstance(document, dict) or "sha256" not in document:
+            raise RecommenderFileError(
+                f"{str(path / _FILE)!r} holds no checksum (its 'sha256' entry is missing), so "
+                "it cannot be trusted as saved; fit and save again."
+            )
+        stored_digest = document.pop("sha256")
         if _digest(document) != stored_digest:
             raise RecommenderFileError(
                 f"The checksum of {str(path / _FILE)!r} does not match the one recorded when "

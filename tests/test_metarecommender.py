@@ -252,6 +252,19 @@ def test_an_edited_model_document_is_refused(fitted: MetaRecommender, tmp_path: 
         MetaRecommender.load(folder)
 
 
+@pytest.mark.parametrize("edit", ["drop the checksum", "not an object"])
+def test_a_model_document_without_a_checksum_is_refused(
+    fitted: MetaRecommender, tmp_path: Path, edit: str
+) -> None:
+    folder = fitted.save(tmp_path / "model")
+    path = folder / "metarecommender.json"
+    document = json.loads(path.read_text())
+    del document["sha256"]
+    path.write_text(json.dumps(document if edit == "drop the checksum" else [document]))
+    with pytest.raises(RecommenderFileError, match=r"holds no checksum \(its 'sha256' entry"):
+        MetaRecommender.load(folder)
+
+
 def test_edited_recommender_parameters_are_refused(fitted: MetaRecommender, tmp_path: Path) -> None:
     folder = fitted.save(tmp_path / "model")
     path = folder / "model" / "recommender.json"
