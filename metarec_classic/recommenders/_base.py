@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import validate_parameter_constraints
+from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
 
 from metarec_classic.data import Interactions
@@ -117,20 +117,24 @@ class BaseRecommender(BaseEstimator):  # type: ignore[misc]
         """Check hyperparameters against ``_parameter_constraints`` when ``fit`` starts."""
         # A bool is an int to Python (and to the constraints), so ``True`` would pass
         # as 1 for a number of neighbours or a penalty: refuse it unless bools are meant.
+        # One parameter at a time, so that a refusal can add that parameter's default.
         for name, value in self.get_params(deep=False).items():
             allowed = self._parameter_constraints.get(name, [])
+            default = inspect.signature(type(self).__init__).parameters[name].default
             takes_bool = any(isinstance(c, (str, type)) and c in ("boolean", bool) for c in allowed)
             if isinstance(value, (bool, np.bool_)) and not takes_bool:
-                default = inspect.signature(type(self).__init__).parameters[name].default
                 raise TypeError(
                     f"`{name}` of {type(self).__name__} must be a number, not a bool; got "
                     f"{value!r}. Pass a number, e.g. the default {name}={default!r}."
                 )
-        validate_parameter_constraints(
-            self._parameter_constraints,
-            self.get_params(deep=False),
-            caller_name=type(self).__name__,
-        )
+            try:
+                validate_parameter_constraints(
+                    {name: allowed} if allowed else {},
+                    {name: value},
+                    caller_name=type(self).__name__,
+                )
+            except InvalidParameterError as err:
+                raise InvalidParameterError(f"{err} The default is {name}={default!r}.") from None
 
     def _clamp_to_data(self, user_items: sp.csr_matrix) -> dict[str, Any]:
         """Clamp parameters that cannot work on this data; return the effective config."""

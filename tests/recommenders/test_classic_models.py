@@ -100,7 +100,7 @@ def test_default_config_matches_constructor_defaults(cls: type[BaseRecommender])
     ],
 )
 def test_invalid_parameters_raise_at_fit(model: object, param: str) -> None:
-    with pytest.raises(ValueError, match=f"'{param}' parameter"):
+    with pytest.raises(ValueError, match=f"'{param}' parameter.* The default is {param}="):
         model.fit(make_user_items())  # type: ignore[attr-defined]
 
 
