@@ -75,10 +75,10 @@ class BPRRecommender(ImplicitFactorRecommender):
     -----
     With more than one thread implicit runs the gradient updates without locks
     ("Hogwild"), so two fits with the same ``random_state`` differ slightly; pass
-    ``n_jobs=1`` for fits that repeat exactly (metarec's label builds do). The default is
-    nevertheless two threads: on an idle two-core machine they fitted and recommended
-    1.62× faster than one on a synthetic matrix of 1M interactions, and no slower on
-    MovieLens 100K binarised at rating ≥ 4 (0.84 s against 0.85 s; median of 5).
+    ``n_jobs=1`` for fits that repeat exactly (metarec's label builds and searches do).
+    The default is nevertheless two threads: on an idle two-core machine they fitted and
+    recommended 1.62× faster than one on a synthetic matrix of 1M interactions, and no
+    slower on MovieLens 100K binarised at rating ≥ 4 (0.84 s against 0.85 s; median of 5).
 
     Negative items are checked against the user's history (implicit's
     ``verify_negative_samples``). The values of ``user_items`` are not used as weights,

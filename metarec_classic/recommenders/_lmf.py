@@ -116,8 +116,6 @@ class LMFRecommender(ImplicitFactorRecommender):
     """
 
     name: ClassVar[str] = "lmf"
-    #: Lock-free ("Hogwild") updates on several threads do not repeat exactly.
-    repeats_with_threads: ClassVar[bool] = False
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "n_factors": [Interval(Integral, 1, None, closed="left")],

@@ -164,8 +164,8 @@ def tune(
     n_jobs : int, optional
         Threads of each model fit (models that accept ``n_jobs``); ``None`` keeps each
         model's own default, which was chosen as the fastest on 2 cores, except for
-        models whose threaded fits do not repeat (BPR, LMF): they fit on one thread, so
-        that the same ``seed`` gives the same study.
+        models whose threaded fits do not repeat (BPR): they fit on one thread, so that
+        the same ``seed`` gives the same study.
     show_progress : bool, default=False
         Show Optuna's progress bar (on stderr).
 

@@ -383,9 +383,9 @@ def test_completed_lists_every_completed_trial_best_first(train: Interactions) -
 
 
 # -- repeatability ---------------------------------------------------------------------------
-def test_the_same_seed_gives_the_same_study_with_lock_free_models(ml100k: Interactions) -> None:
-    # BPR and LMF update without locks on several threads; a search fits them on one,
-    # or one score would differ and every later suggestion with it.
+def test_the_same_seed_gives_the_same_study_with_a_lock_free_model(ml100k: Interactions) -> None:
+    # BPR updates without locks on several threads; a search fits it on one, or one
+    # score would differ and every later suggestion with it. LMF repeats on its own.
     first, second = (
         tune(["bpr", "lmf"], ml100k, n_trials=4, seed=0, enqueue_default=False) for _ in range(2)
     )
