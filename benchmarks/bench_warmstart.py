@@ -242,7 +242,8 @@ def main() -> int:
     }
     models: dict[str, MetaModel] = {}
     select_seconds: dict[str, float] = {}
-    for dataset in [] if args.report else args.datasets:
+    datasets_to_run = [] if args.report else args.datasets
+    for dataset in datasets_to_run:
         todo = [s for s in args.seeds if (dataset, s) not in complete]
         if not todo:
             print(f"{dataset}: all seeds already in {args.out.name}; skipped", flush=True)

@@ -345,8 +345,9 @@ def _decode_lines(
     report: DataReport,
 ) -> tuple[list[str], list[int]]:
     """Split ``raw`` into decoded, non-blank lines and their 1-based line numbers."""
-    carriage_return = "\r".encode(encoding, errors="ignore")
-    if b"\n" not in raw and carriage_return == b"\r" and b"\r" in raw:
+    # Line breaks can be found in the raw bytes only where they are single ASCII bytes.
+    ascii_compatible = "\n".encode(encoding, errors="ignore") == b"\n"
+    if ascii_compatible and b"\n" not in raw and b"\r" in raw:
         # Old Mac files end lines with a carriage return alone; read them as newlines.
         n_breaks = raw.count(b"\r")
         raw = raw.replace(b"\r", b"\n")
@@ -359,7 +360,6 @@ def _decode_lines(
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as exc:
-        ascii_compatible = "\n".encode(encoding, errors="ignore") == b"\n"
         first_line = raw[: exc.start].count(b"\n") + 1
         if errors == "strict" or not ascii_compatible:
             raise DataError(

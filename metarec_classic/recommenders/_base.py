@@ -120,21 +120,27 @@ class BaseRecommender(BaseEstimator):  # type: ignore[misc]
         # One parameter at a time, so that a refusal can add that parameter's default.
         for name, value in self.get_params(deep=False).items():
             allowed = self._parameter_constraints.get(name, [])
-            default = inspect.signature(type(self).__init__).parameters[name].default
             takes_bool = any(isinstance(c, (str, type)) and c in ("boolean", bool) for c in allowed)
             if isinstance(value, (bool, np.bool_)) and not takes_bool:
                 raise TypeError(
                     f"`{name}` of {type(self).__name__} must be a number, not a bool; got "
-                    f"{value!r}. Pass a number, e.g. the default {name}={default!r}."
+                    f"{value!r}. Pass a number, e.g. the default {self._default(name)}."
                 )
+            if not allowed:
+                continue
             try:
                 validate_parameter_constraints(
-                    {name: allowed} if allowed else {},
-                    {name: value},
-                    caller_name=type(self).__name__,
+                    {name: allowed}, {name: value}, caller_name=type(self).__name__
                 )
             except InvalidParameterError as err:
-                raise InvalidParameterError(f"{err} The default is {name}={default!r}.") from None
+                raise InvalidParameterError(
+                    f"{err} The default is {self._default(name)}."
+                ) from None
+
+    @classmethod
+    def _default(cls, name: str) -> str:
+        """``name=value`` of a constructor parameter's default, for error messages."""
+        return f"{name}={inspect.signature(cls.__init__).parameters[name].default!r}"
 
     def _clamp_to_data(self, user_items: sp.csr_matrix) -> dict[str, Any]:
         """Clamp parameters that cannot work on this data; return the effective config."""
