@@ -186,7 +186,7 @@ def read_interactions(
             f"The file {source!r} does not exist; check `path` (relative paths are "
             f"resolved against {os.getcwd()!r})."
         ) from None
-    report = DataReport(source=source)
+    report = DataReport(source=source, hold_warnings=True)
     table = _read_table(
         raw,
         source=source,
@@ -205,6 +205,7 @@ def read_interactions(
         name=name if name is not None else path.name,
         report=report,
     )
+    report.release_warnings()
     if positive_threshold is not None:
         data = binarize_or_refuse(data, positive_threshold)
     return data

@@ -31,11 +31,17 @@ class DataReport:
         One sentence per kind of change, naming the column and the rule applied.
     source : str
         Where the data came from (a path, ``"demo"``, ``"DataFrame"``, ...).
+    hold_warnings : bool
+        Keep the warnings of :meth:`add` until :meth:`release_warnings`. A reader that
+        may still fail holds them: its error quotes every message, so a warning
+        printed first would say the same thing twice.
     """
 
     source: str = ""
     counts: Counter[str] = field(default_factory=Counter)
     messages: dict[str, str] = field(default_factory=dict)
+    hold_warnings: bool = False
+    _held: list[str] = field(default_factory=list, repr=False, compare=False)
 
     def add(self, key: str, count: int, message: str, *, warn: bool = True) -> None:
         """Record that ``count`` rows were affected by the change named ``key``.
@@ -55,10 +61,22 @@ class DataReport:
             return
         self.counts[key] += int(count)
         self.messages[key] = message
-        if warn:
+        if warn and self.hold_warnings:
+            self._held.append(message)
+        elif warn:
             warnings.warn(message, DataWarning, stacklevel=3)
         else:
             _log.info("%s", message)
+
+    def release_warnings(self, stacklevel: int = 2) -> None:
+        """Emit the warnings held so far, once each, and stop holding new ones.
+
+        ``stacklevel`` counts from the caller, as in :func:`warnings.warn`.
+        """
+        held, self._held = self._held, []
+        self.hold_warnings = False
+        for message in held:
+            warnings.warn(message, DataWarning, stacklevel=stacklevel + 1)
 
     def merge(self, other: DataReport) -> None:
         """Add the counts and messages of ``other`` into this report."""

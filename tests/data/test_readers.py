@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import tempfile
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -367,6 +368,24 @@ def test_non_numeric_value_is_dropped_with_its_line(tmp_path: Path) -> None:
         data = read_interactions(path)
     assert data.report.counts["non_numeric_rating_dropped"] == 1
     assert data.n_interactions == 3
+
+
+def test_warnings_point_at_the_caller_and_are_not_repeated(tmp_path: Path) -> None:
+    path = write(tmp_path, "1 1 5\n1 2 4\n2 1 good\n2 2 3\n")
+    with pytest.warns(DataWarning) as caught:
+        read_interactions(path)
+    assert len(caught) == 1
+    assert caught[0].filename == __file__
+
+
+def test_a_file_with_no_usable_row_says_why_once(tmp_path: Path) -> None:
+    # The error quotes the drop; a warning printed before it would repeat it.
+    path = write(tmp_path, "1 1 good\n1 2 bad\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(DataError, match=r"No usable rows .* 2 lines .* not a number"):
+            read_interactions(path)
+    assert [w for w in caught if issubclass(w.category, DataWarning)] == []
 
 
 def test_a_missing_id_is_pointed_at_by_its_file_line(tmp_path: Path) -> None:
