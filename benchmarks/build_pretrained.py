@@ -9,6 +9,7 @@ the labels table into the package and trains the shipped meta-model.
     python benchmarks/build_pretrained.py --user-labels   # per-user labels at each best config
     python benchmarks/build_pretrained.py --export        # labels tables + meta-models
     python benchmarks/build_pretrained.py --refresh-features   # new meta-features, no search
+    python benchmarks/build_pretrained.py --retrain            # meta-models only
     python benchmarks/build_pretrained.py --relabel ease       # one algorithm searched again
 
 ``--refresh-features`` alone reads the labels tables already in the package, so a change
@@ -16,6 +17,8 @@ to the meta-features reaches the shipped meta-models without the build's storage
 ``--relabel`` runs the design of the named algorithms only (after a change to their
 search space, say), builds their per-user labels, puts both in place of theirs in the
 shipped tables and trains the meta-models again; the other algorithms' labels are kept.
+``--retrain`` trains the meta-models again from the shipped labels tables as they are,
+after a change to the meta-models themselves.
 
 Workers take trials one at a time from the storage, so they never run the same one.
 Figures (tasks, labels, wall time) are printed at the end of each step.
@@ -143,6 +146,12 @@ def main() -> int:
         "--export, of the labels tables in --labels-out, then train the meta-models",
     )
     parser.add_argument(
+        "--retrain",
+        action="store_true",
+        help="train the meta-models again from the labels tables in --labels-out (no "
+        "search, no meta-features)",
+    )
+    parser.add_argument(
         "--relabel",
         metavar="ALGORITHMS",
         help="comma-separated algorithms to search again; their labels replace theirs in "
@@ -164,14 +173,15 @@ def main() -> int:
     if args.relabel:
         return relabel(args, tasks, [a.strip() for a in args.relabel.split(",")], started)
 
-    if args.export or args.refresh_features:
+    if args.export or args.refresh_features or args.retrain:
         if args.export:
             labels = complete_tasks_only(export_corpus(args.storage, tasks, ALGORITHM_NAMES))
         else:
             labels = LabelSet.load(args.labels_out)
         if args.refresh_features:
             labels = recompute_task_features(labels, tasks, loader=load_dataset)
-        labels.save(args.labels_out)
+        if args.export or args.refresh_features:
+            labels.save(args.labels_out)
         model = MetaModel().fit(labels)
         model.save(args.model_out)
         if args.export:
@@ -184,9 +194,9 @@ def main() -> int:
         user_model = UserMetaModel().fit(user_labels.users, user_labels.scores, labels.tasks)
         user_model.save(args.model_out)
         print(
-            f"exported {len(labels.labels)} labels from {len(labels.tasks)} tasks and "
-            f"{len(user_labels.scores)} per-user labels to {args.labels_out}; meta-model "
-            f"with {len(model.candidates_)} candidates and per-user meta-model to "
+            f"labels: {len(labels.labels)} from {len(labels.tasks)} tasks and "
+            f"{len(user_labels.scores)} per-user labels in {args.labels_out}; meta-model "
+            f"with {len(model.candidates_)} candidates and per-user meta-model saved to "
             f"{args.model_out} in {time.perf_counter() - started:.1f} s"
         )
         return 0

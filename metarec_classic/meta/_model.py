@@ -45,12 +45,12 @@ from metarec_classic.meta._labels import LabelSet, library_versions
 from metarec_classic.recommenders import get_recommender_class
 from metarec_classic.tuning import position_in_space
 
-__all__ = ["FORMAT_VERSION", "MetaModel", "MetaModelFileError"]
+__all__ = ["FORMAT_VERSION", "PORTFOLIO_SIZE", "MetaModel", "MetaModelFileError"]
 
 _log = logging.getLogger(__name__)
 
 #: Version of the saved layout; bumped whenever a saved model cannot be read as before.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 #: Threads of the boosters' predictions over the candidates (the boosters were trained
 #: with one, which they would otherwise keep). Each row is predicted alone, so the result
@@ -62,6 +62,8 @@ _SIZE_FEATURES = {"size.n_users_log": "users", "size.n_items_log": "items"}
 #: Parameters also expressed relative to a landmarker that measured their best value on
 #: the data (the log of that value): parameter column -> (meta-feature, column label).
 _LANDMARK_ANCHORS = {"ease.l2_reg": ("landmark.ease_l2_log", "landmark_peak")}
+#: Most configurations kept in each algorithm's portfolio (see ``MetaModel.portfolios_``).
+PORTFOLIO_SIZE = 8
 
 
 def _distribution(column: str) -> Any:
@@ -144,6 +146,10 @@ class MetaModel(BoosterParams):
         Distinct configurations in the labels plus every algorithm's default.
     feature_ranges_ : dict of str to (float, float)
         1st and 99th percentile of each meta-feature over the training tasks.
+    portfolios_ : dict of str to list of dict
+        Per algorithm, up to ``PORTFOLIO_SIZE`` of its candidate configurations that
+        together come close to its best on as many training tasks as possible, in the
+        order they were chosen. See Notes.
 
     Notes
     -----
@@ -158,6 +164,15 @@ class MetaModel(BoosterParams):
     held-out task's nearest labelled configuration as the truth, the pick reached on
     average 0.903 of the task's best score with no averaging and 0.930 with 10
     neighbours (5: 0.920, 20: 0.936).
+
+    The ranking says what suits one dataset; where the meta-features mislead it, its
+    top configurations are wrong together. A portfolio hedges against that without
+    looking at the data: on every training task the ``relative`` booster scores each
+    candidate of the algorithm, as a share of the best candidate on that task; the
+    portfolio starts empty and greedily adds the candidate that most raises the mean,
+    over tasks, of the best share among those chosen, and stops when no candidate
+    raises it. The first choice is the configuration that is good most widely; later
+    ones cover the tasks where it is not.
     """
 
     def __init__(
@@ -239,6 +254,9 @@ class MetaModel(BoosterParams):
             num_boost_round=max(50, self.n_estimators // 3),
         )
         self.candidates_ = self._collect_candidates(table, configs)
+        self.portfolios_ = self._choose_portfolios(
+            tasks.loc[task_best.index, self.feature_names_].to_numpy(np.float64)
+        )
         quantiles = tasks[self.feature_names_].quantile([0.01, 0.99])
         self.feature_ranges_ = {
             name: (float(quantiles.loc[0.01, name]), float(quantiles.loc[0.99, name]))
@@ -375,6 +393,7 @@ class MetaModel(BoosterParams):
                 {"algorithm": c.algorithm, "config": c.config} for c in self.candidates_
             ],
             "feature_ranges": self.feature_ranges_,
+            "portfolios": self.portfolios_,
             "n_training_tasks": self.n_training_tasks_,
             "versions": library_versions(),
             "checksums": checksums,
@@ -417,6 +436,10 @@ class MetaModel(BoosterParams):
         model.candidates_ = [Candidate(c["algorithm"], c["config"]) for c in document["candidates"]]
         model.feature_ranges_ = {
             k: (float(v[0]), float(v[1])) for k, v in document["feature_ranges"].items()
+        }
+        model.portfolios_ = {
+            algorithm: [dict(config) for config in configs]
+            for algorithm, configs in document["portfolios"].items()
         }
         model.n_training_tasks_ = int(document["n_training_tasks"])
         return model
@@ -574,6 +597,36 @@ class MetaModel(BoosterParams):
                 "`dataset_metafeatures` of the same metarec_classic version."
             )
         return np.array([features[n] for n in self.feature_names_], dtype=np.float64)
+
+    def _choose_portfolios(self, task_features: np.ndarray) -> dict[str, list[dict[str, Any]]]:
+        """Each algorithm's portfolio over the training tasks (see the class Notes)."""
+        codes, params = self._encoded_candidates()
+        algorithms = np.array([c.algorithm for c in self.candidates_])
+        n_tasks = len(task_features)
+        portfolios: dict[str, list[dict[str, Any]]] = {}
+        for algorithm in self.algorithms_:
+            members = np.flatnonzero(algorithms == algorithm)
+            X = self._stack(
+                np.repeat(task_features, len(members), axis=0),
+                np.tile(codes[members], n_tasks),
+                np.tile(params[members], (n_tasks, 1)),
+            )
+            predicted = np.asarray(
+                self.booster_relative_.predict(X, num_threads=_PREDICT_THREADS)
+            ).reshape(n_tasks, len(members))
+            predicted = np.clip(predicted, 0.0, None)
+            share = predicted / np.maximum(predicted.max(axis=1, keepdims=True), 1e-12)
+            covered = np.zeros(n_tasks)
+            chosen: list[int] = []
+            while len(chosen) < min(PORTFOLIO_SIZE, len(members)):
+                gain = np.maximum(share, covered[:, None]).mean(axis=0)
+                best = int(np.argmax(gain))
+                if chosen and gain[best] <= covered.mean() + 1e-9:
+                    break
+                chosen.append(best)
+                covered = np.maximum(covered, share[:, best])
+            portfolios[algorithm] = [dict(self.candidates_[members[j]].config) for j in chosen]
+        return portfolios
 
     def _collect_candidates(
         self, table: pd.DataFrame, configs: list[dict[str, Any]]

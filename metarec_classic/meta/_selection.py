@@ -42,12 +42,17 @@ class Selection:
         high). When not empty, the warm start widens.
     seconds : float
         Time taken by meta-features and ranking together.
+    portfolios : dict of str to list of dict
+        Per algorithm, configurations that cover the meta-model's training tasks
+        (:attr:`MetaModel.portfolios_ <metarec_classic.meta.MetaModel>`); the warm start
+        queues them between the ranked ones.
     """
 
     table: pd.DataFrame
     features: dict[str, float]
     out_of_range: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     seconds: float = 0.0
+    portfolios: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def best(self) -> Candidate:
@@ -63,10 +68,13 @@ class Selection:
         """The algorithms to search and the configurations to run first.
 
         The search covers the top algorithms (3, or 5 when the data lies outside the
-        training range, and never more than ``n_trials``). The queue holds the best
-        predicted configurations of those algorithms (about half the budget), then each
-        one's default, interleaved so that a short search still tries every algorithm
-        early; it never exceeds ``n_trials``.
+        training range, and never more than ``n_trials``). The queue holds about half
+        the budget of configurations of those algorithms, then each one's default,
+        interleaved so that a short search still tries every algorithm early; it never
+        exceeds ``n_trials``. Each algorithm's share alternates its best ranked
+        configurations for this data with its portfolio (configurations that cover the
+        training tasks), so that when the ranking is wrong about the data, the search
+        still starts from places that were right on other data.
 
         The best predicted configurations of one algorithm are often near copies of
         each other (the meta-model's score is flat around its peak), and running copies
@@ -80,7 +88,10 @@ class Selection:
         n_guesses = max(len(algorithms), n_trials // 2)
         per_algorithm = {
             a: _spread_out(
-                [dict(c) for c in self.table.loc[self.table["algorithm"] == a, "config"]],
+                _alternate(
+                    [dict(c) for c in self.table.loc[self.table["algorithm"] == a, "config"]],
+                    self.portfolios.get(a, []),
+                ),
                 get_recommender_class(a).search_space(),
                 limit=n_guesses,
             )
@@ -170,7 +181,16 @@ def select(
             train.name,
             _first_names(out_of_range),
         )
-    return Selection(table, features, out_of_range, time.perf_counter() - started)
+    return Selection(
+        table, features, out_of_range, time.perf_counter() - started, meta_model.portfolios_
+    )
+
+
+def _alternate(first: list[Any], second: list[Any]) -> list[Any]:
+    """``first[0], second[0], first[1], second[1], ...``, then the rest of the longer."""
+    merged = [x for pair in zip(first, second, strict=False) for x in pair]
+    shorter = min(len(first), len(second))
+    return merged + first[shorter:] + second[shorter:]
 
 
 def _spread_out(

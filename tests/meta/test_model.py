@@ -13,7 +13,7 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from metarec_classic.meta import Candidate, LabelSet, MetaModel, MetaModelFileError
-from metarec_classic.meta._model import FORMAT_VERSION
+from metarec_classic.meta._model import FORMAT_VERSION, PORTFOLIO_SIZE
 from metarec_classic.metafeatures import dataset_feature_names
 from metarec_classic.recommenders import get_recommender_class
 from metarec_classic.tuning import position_in_space
@@ -136,12 +136,50 @@ def test_predicted_ndcg_of_any_configuration(
         tiny_meta_model.predict_ndcg(features, Candidate("ease", {}))
 
 
+def test_portfolios_cover_the_training_tasks_greedily(
+    tiny_labels: LabelSet, tiny_meta_model: MetaModel
+) -> None:
+    model = tiny_meta_model
+    assert set(model.portfolios_) == set(model.algorithms_)
+    # Shares recomputed through the public ranking, one training task at a time.
+    rankings = [model.rank(_features(tiny_labels, row)) for row in range(len(tiny_labels.tasks))]
+    for algorithm, portfolio in model.portfolios_.items():
+        assert 1 <= len(portfolio) <= PORTFOLIO_SIZE
+        keys = [json.dumps(c, sort_keys=True) for c in portfolio]
+        assert len(set(keys)) == len(keys)
+        shares = []
+        for table in rankings:
+            table = table[table["algorithm"] == algorithm]
+            relative = table["predicted_relative"].clip(lower=0).to_numpy()
+            by_key = dict(
+                zip(
+                    (json.dumps(c, sort_keys=True) for c in table["config"]),
+                    relative / max(relative.max(), 1e-12),
+                    strict=True,
+                )
+            )
+            shares.append(by_key)
+        frame = pd.DataFrame(shares)  # tasks x candidates of the algorithm
+        covered = np.zeros(len(frame))
+        for key in keys:
+            gains = np.maximum(frame.to_numpy(), covered[:, None]).mean(axis=0)
+            # Each choice is the best next one, and it helps.
+            assert np.maximum(frame[key], covered).mean() == pytest.approx(gains.max())
+            assert gains.max() > covered.mean() or not covered.any()
+            covered = np.maximum(covered, frame[key].to_numpy())
+        if len(keys) < min(PORTFOLIO_SIZE, frame.shape[1]):
+            # Stopped early: no candidate would have raised the coverage.
+            gains = np.maximum(frame.to_numpy(), covered[:, None]).mean(axis=0)
+            assert gains.max() == pytest.approx(covered.mean())
+
+
 def test_save_load_round_trip_gives_identical_rankings(
     tiny_labels: LabelSet, tiny_meta_model: MetaModel, tiny_meta_model_dir: Path
 ) -> None:
     loaded = MetaModel.load(tiny_meta_model_dir)
     assert loaded.get_params() == tiny_meta_model.get_params()
     assert loaded.feature_ranges_ == tiny_meta_model.feature_ranges_
+    assert loaded.portfolios_ == tiny_meta_model.portfolios_
     for row in range(len(tiny_labels.tasks)):
         features = _features(tiny_labels, row)
         pd.testing.assert_frame_equal(loaded.rank(features), tiny_meta_model.rank(features))

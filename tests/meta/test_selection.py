@@ -123,6 +123,26 @@ def test_warm_start_skips_near_copies_of_a_queued_configuration() -> None:
             assert np.abs(first - second).max() >= QUEUE_SPREAD
 
 
+def test_warm_start_alternates_ranked_configurations_with_the_portfolio() -> None:
+    rows = [("ease", {"l2_reg": v, "popularity_penalty": 0.0}) for v in (100.0, 30.0, 3000.0)]
+    portfolio = [
+        {"l2_reg": 100.0, "popularity_penalty": 0.0},  # already ranked first: not repeated
+        {"l2_reg": 5.0, "popularity_penalty": 0.3},
+        {"l2_reg": 101.0, "popularity_penalty": 0.01},  # a near copy of a ranked one
+        {"l2_reg": 8000.0, "popularity_penalty": 0.1},
+    ]
+    selection = Selection(_ranking(rows), {}, portfolios={"ease": portfolio})
+    _, queue = selection.warm_start(20)
+    assert [(c["l2_reg"], c["popularity_penalty"]) for c in queue] == [
+        (100.0, 0.0),
+        (30.0, 0.0),
+        (5.0, 0.3),
+        (3000.0, 0.0),
+        (8000.0, 0.1),
+        (300.0, 0.0),  # the default
+    ]
+
+
 def test_warm_start_widens_when_the_data_is_out_of_range() -> None:
     algorithms, queue = _selection(out_of_range=True).warm_start(10)
     assert algorithms == ["pure_svd", "itemknn", "ease", "most_popular", "rp3beta"]
