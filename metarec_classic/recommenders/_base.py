@@ -193,7 +193,11 @@ class BaseRecommender(BaseEstimator):  # type: ignore[misc]
             Column indices of the recommended items, best first; ``-1`` pads lists with
             fewer than ``k`` candidates.
         scores : ndarray of shape (n_batch, k), float32
-            The matching scores; padding entries hold ``-inf``.
+            The matching scores; padding entries hold ``-inf``. Factor models (ALS,
+            BPR, LMF, PureSVD, NMF) score with float32 BLAS, whose sums may round
+            differently with the number of users asked for at once: a user's scores can
+            differ in the last digit between batches, and only items tied to that digit
+            can change places.
         """
         check_is_fitted(self, "user_items_")
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
