@@ -187,25 +187,28 @@ def read_interactions(
             f"resolved against {os.getcwd()!r})."
         ) from None
     report = DataReport(source=source, hold_warnings=True)
-    table = _read_table(
-        raw,
-        source=source,
-        sep=sep,
-        header=header,
-        columns=columns,
-        encoding=encoding,
-        encoding_errors=encoding_errors,
-        feedback=feedback,
-        report=report,
-    )
-    data = _table_to_interactions(
-        table,
-        feedback=feedback,
-        duplicates=duplicates,
-        name=name if name is not None else path.name,
-        report=report,
-    )
-    report.release_warnings()
+    try:
+        table = _read_table(
+            raw,
+            source=source,
+            sep=sep,
+            header=header,
+            columns=columns,
+            encoding=encoding,
+            encoding_errors=encoding_errors,
+            feedback=feedback,
+            report=report,
+        )
+        data = _table_to_interactions(
+            table,
+            feedback=feedback,
+            duplicates=duplicates,
+            name=name if name is not None else path.name,
+            report=report,
+        )
+    finally:
+        # Also when reading failed: an error about one problem must not hide the others.
+        report.release_warnings()
     if positive_threshold is not None:
         data = binarize_or_refuse(data, positive_threshold)
     return data
@@ -317,6 +320,8 @@ def _table_to_interactions(
 ) -> Interactions:
     """Hand the typed columns to :func:`from_dataframe`."""
     if len(table.frame) == 0:
+        # The error quotes every message; warning them as well would say it all twice.
+        report.discard_held_warnings()
         raise DataError(
             f"No usable rows are left in {report.source!r}: "
             + ("; ".join(report.messages.values()) or "the file has no data lines.")

@@ -32,9 +32,9 @@ class DataReport:
     source : str
         Where the data came from (a path, ``"demo"``, ``"DataFrame"``, ...).
     hold_warnings : bool
-        Keep the warnings of :meth:`add` until :meth:`release_warnings`. A reader that
-        may still fail holds them: its error quotes every message, so a warning
-        printed first would say the same thing twice.
+        Keep the warnings of :meth:`add` until :meth:`release_warnings`. A reader holds
+        them until it knows whether its error will quote them (then
+        :meth:`discard_held_warnings`), so that nothing is said twice or left unsaid.
     """
 
     source: str = ""
@@ -77,6 +77,10 @@ class DataReport:
         self.hold_warnings = False
         for message in held:
             warnings.warn(message, DataWarning, stacklevel=stacklevel + 1)
+
+    def discard_held_warnings(self) -> None:
+        """Forget the warnings held so far (an error about to be raised quotes them)."""
+        self._held.clear()
 
     def merge(self, other: DataReport) -> None:
         """Add the counts and messages of ``other`` into this report."""

@@ -388,6 +388,15 @@ def test_a_file_with_no_usable_row_says_why_once(tmp_path: Path) -> None:
     assert [w for w in caught if issubclass(w.category, DataWarning)] == []
 
 
+def test_a_drop_is_still_warned_when_reading_then_fails_for_another_reason(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "1 1 5\n1 2 good\n2 1 4\n")
+    with pytest.warns(DataWarning, match="not a number and were dropped"):
+        with pytest.raises(DataError, match="at least 2 of each"):
+            read_interactions(path)
+
+
 def test_a_missing_id_is_pointed_at_by_its_file_line(tmp_path: Path) -> None:
     # Header, a blank line and a bad line before it: the message counts file lines.
     path = write(tmp_path, "user,item,rating\n1,1,5\n\n1,2,x\n,3,4\n2,,4\n2,2,3\n")
