@@ -28,11 +28,14 @@ seed's warm against another seed's cold. That count is printed as well.
     python benchmarks/bench_warmstart.py                     # 15 datasets, 50 trials, seed 0
     python benchmarks/bench_warmstart.py --datasets coat ml-100k --trials 20 --seeds 0 1
     python benchmarks/bench_warmstart.py --seeds 0 1 2 --report  # summarise the CSV only
+    python benchmarks/bench_warmstart.py --seeds 0 1 2 --rerun-warm  # warm side only, again
 
 Rows go to ``results/warmstart.csv`` (dataset, seed, kind, trial, score, best_so_far,
 plus the trial's algorithm and seconds since the study started) once both studies of a
-(dataset, seed) pair have finished; a rerun skips the pairs already there. The curves
-are drawn in ``results/warmstart.png``.
+(dataset, seed) pair have finished; a rerun skips the pairs already there. After a change
+to the warm start, ``--rerun-warm`` runs the warm studies of the pairs already there
+again and replaces their rows (pair by pair, so a cut-off rerun keeps what it finished).
+The curves are drawn in ``results/warmstart.png``.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ import pandas as pd
 
 from metarec_classic.data import DATASETS, load_dataset, random_holdout_split
 from metarec_classic.exceptions import TuningError
-from metarec_classic.meta import LabelSet, MetaModel, load_shipped_labels, select
+from metarec_classic.meta import REFINE_SHARE, LabelSet, MetaModel, load_shipped_labels, select
 from metarec_classic.recommenders import ALGORITHM_NAMES
 from metarec_classic.tuning import TuningResult, tune
 
@@ -99,8 +102,13 @@ def run_pair(
     train,
     n_trials: int,
     timeout: float,
+    *,
+    cold: bool = True,
 ) -> tuple[pd.DataFrame, float]:
-    """Run the warm and the cold study of one (dataset, seed); return rows and select time."""
+    """Run the warm and (unless ``cold`` is false) the cold study of one (dataset, seed).
+
+    Returns the rows and the time of ``select``.
+    """
     started = time.perf_counter()
     selection = select(train, meta_model)
     select_seconds = time.perf_counter() - started
@@ -113,17 +121,21 @@ def run_pair(
         seed=seed,
         enqueue=queue,
         enqueue_default=False,
+        refine=int(REFINE_SHARE * n_trials),
     )
-    cold = tune(
-        list(ALGORITHM_NAMES),
-        train,
-        n_trials=n_trials,
-        timeout=timeout,
-        seed=seed,
-        enqueue_default=False,
-    )
+    results = [("warm", warm)]
+    if cold:
+        cold_result = tune(
+            list(ALGORITHM_NAMES),
+            train,
+            n_trials=n_trials,
+            timeout=timeout,
+            seed=seed,
+            enqueue_default=False,
+        )
+        results.append(("cold", cold_result))
     frames = []
-    for kind, result in (("warm", warm), ("cold", cold)):
+    for kind, result in results:
         frame = curve(result, n_trials)
         frame.insert(0, "kind", kind)
         frame.insert(0, "seed", seed)
@@ -231,6 +243,13 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "warmstart.csv")
     parser.add_argument("--plot", type=Path, default=RESULTS / "warmstart.png")
     parser.add_argument(
+        "--rerun-warm",
+        action="store_true",
+        help="after a change to the warm start: run the warm study again for the pairs "
+        "already in --out and replace its rows, keeping the cold study's (which does not "
+        "depend on the warm start)",
+    )
+    parser.add_argument(
         "--report",
         action="store_true",
         help="run nothing: summarise the rows of --out for --datasets and --seeds",
@@ -250,7 +269,10 @@ def main() -> int:
     select_seconds: dict[str, float] = {}
     datasets_to_run = [] if args.report else args.datasets
     for dataset in datasets_to_run:
-        todo = [s for s in args.seeds if (dataset, s) not in complete]
+        todo = [s for s in args.seeds if ((dataset, s) in complete) == args.rerun_warm]
+        if not todo and args.rerun_warm:
+            print(f"{dataset}: no finished pair in {args.out.name} to rerun; skipped")
+            continue
         if not todo:
             print(f"{dataset}: all seeds already in {args.out.name}; skipped", flush=True)
             continue
@@ -268,12 +290,30 @@ def main() -> int:
         for seed in todo:
             try:
                 rows, select_seconds[f"{dataset}/{seed}"] = run_pair(
-                    dataset, seed, models[family], train, args.trials, args.timeout
+                    dataset,
+                    seed,
+                    models[family],
+                    train,
+                    args.trials,
+                    args.timeout,
+                    cold=not args.rerun_warm,
                 )
             except TuningError as err:
                 print(f"  {dataset} seed {seed}: no completed trial, not recorded ({err})")
                 continue
-            rows.to_csv(args.out, mode="a", header=not args.out.is_file(), index=False)
+            if args.rerun_warm:
+                # Rewrite the file after each pair, so that a cut-off rerun keeps its work.
+                table = pd.read_csv(args.out)
+                stale = (
+                    (table["dataset"] == dataset)
+                    & (table["seed"] == seed)
+                    & (table["kind"] == "warm")
+                )
+                table = pd.concat([table[~stale], rows], ignore_index=True)
+                table.to_csv(args.out, index=False)
+                rows = table[(table["dataset"] == dataset) & (table["seed"] == seed)]
+            else:
+                rows.to_csv(args.out, mode="a", header=not args.out.is_file(), index=False)
             print("  " + format_row(summarise(rows, args.trials).iloc[0], args.trials), flush=True)
 
     table = pd.read_csv(args.out)

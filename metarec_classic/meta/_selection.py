@@ -17,13 +17,18 @@ from metarec_classic.metafeatures import dataset_metafeatures
 from metarec_classic.recommenders import check_positive_weights, get_recommender_class
 from metarec_classic.tuning import position_in_space
 
-__all__ = ["QUEUE_SPREAD", "Selection", "select"]
+__all__ = ["QUEUE_SPREAD", "REFINE_SHARE", "Selection", "select"]
 
 _log = logging.getLogger(__name__)
 
 #: Least difference, as a share of one parameter's range, between two configurations of
 #: an algorithm in a warm-start queue.
 QUEUE_SPREAD = 0.1
+
+#: Share of a warm-started search's trials that end it near its best configuration
+#: (``refine`` of :func:`~metarec_classic.tuning.tune`): by then the queue has found the
+#: region, and the trials are better spent close to its peak than on TPE's exploration.
+REFINE_SHARE = 0.2
 
 
 @dataclass
@@ -81,6 +86,9 @@ class Selection:
         teaches the search nothing. A configuration is queued only if it differs from
         every one queued before for its algorithm by at least ``QUEUE_SPREAD`` of some
         parameter's range (see :func:`~metarec_classic.tuning.position_in_space`).
+
+        The search then goes on with TPE and ends with ``int(REFINE_SHARE * n_trials)``
+        trials near its best (``tune(..., refine=...)``).
         """
         # A budget smaller than the portfolio searches fewer algorithms, each tried once.
         n_algorithms = min(5 if self.out_of_range else 3, max(n_trials, 1))
