@@ -455,7 +455,8 @@ def _known(name: str) -> DatasetInfo:
     if key not in DATASETS:
         raise DataError(
             f"{name!r} is neither an existing file or folder nor a known "
-            f"data set; use one of {sorted(DATASETS)!r} or a path."
+            f"data set; use a path, or one of {sorted(DATASETS)!r}, which are read "
+            f"from the folder in ${DATA_ENV} (or ../shared/data)."
         )
     return DATASETS[key]
 

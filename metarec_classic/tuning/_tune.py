@@ -198,9 +198,9 @@ def tune(
     TuningError
         When no trial of the study completed; the message lists the failure reasons.
     """
-    if not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
+    if not _is_int(n_trials) or n_trials < 1:
         raise ValueError(f"`n_trials` must be a positive int; got {n_trials!r}.")
-    if not isinstance(refine, (int, np.integer)) or not 0 <= refine <= n_trials:
+    if not _is_int(refine) or not 0 <= refine <= n_trials:
         raise ValueError(
             f"`refine` must be an int from 0 to `n_trials` ({n_trials}): the number of "
             f"final trials that search near the best; got {refine!r}."
@@ -628,6 +628,11 @@ def quiet_optuna() -> int:
     previous = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     return previous
+
+
+def _is_int(value: Any) -> bool:
+    """An int, and not a bool (which Python counts as one)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _count_existing(storage: BaseStorage | None, name: str) -> int:

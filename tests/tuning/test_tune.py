@@ -299,7 +299,7 @@ def test_refinement_keeps_the_best_algorithm_and_waits_for_the_queue(
     assert all(t.state.name == "COMPLETE" for t in trials)
 
 
-@pytest.mark.parametrize("refine", [-1, 9, 2.0])
+@pytest.mark.parametrize("refine", [-1, 9, 2.0, True])
 def test_refine_must_be_a_number_of_trials_within_the_budget(
     train: Interactions, refine: Any
 ) -> None:
