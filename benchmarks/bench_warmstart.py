@@ -51,7 +51,7 @@ import pandas as pd
 
 from metarec_classic.data import DATASETS, load_dataset, random_holdout_split
 from metarec_classic.exceptions import TuningError
-from metarec_classic.meta import REFINE_SHARE, LabelSet, MetaModel, load_shipped_labels, select
+from metarec_classic.meta import LabelSet, MetaModel, load_shipped_labels, select
 from metarec_classic.recommenders import ALGORITHM_NAMES
 from metarec_classic.tuning import TuningResult, tune
 
@@ -121,7 +121,6 @@ def run_pair(
         seed=seed,
         enqueue=queue,
         enqueue_default=False,
-        refine=int(REFINE_SHARE * n_trials),
     )
     results = [("warm", warm)]
     if cold:

@@ -26,7 +26,6 @@ from metarec_classic.evaluation import evaluate
 from metarec_classic.exceptions import DataWarning
 from metarec_classic.meta import (
     NO_HISTORY,
-    REFINE_SHARE,
     Candidate,
     MetaModel,
     Selection,
@@ -228,7 +227,6 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
                 seed=self.random_state,
                 enqueue=queue,
                 enqueue_default=False,
-                refine=int(REFINE_SHARE * self.n_trials),
                 show_progress=self.show_progress,
             )
             self.algorithm_, self.config_ = self._searched_choice(interactions)

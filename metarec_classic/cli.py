@@ -335,7 +335,6 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
         result["search"] = {
             "n_trials_complete": rec.tuning_.n_complete,
             "n_trials_failed": rec.tuning_.n_failed,
-            "n_trials_near_the_best": rec.tuning_.n_refined,
             "best_validation_ndcg@10": rec.tuning_.best_score,
             "study_name": rec.tuning_.study_name,
         }

@@ -71,16 +71,6 @@ def test_small_search_is_warm_started_with_the_queue(
     assert rec.algorithm_ in algorithms
 
 
-def test_a_search_ends_near_its_best_configuration(
-    string_data: Interactions, tiny_meta_model: MetaModel
-) -> None:
-    rec = MetaRecommender(tiny_meta_model, n_trials=10, random_state=1).fit(string_data)
-    assert rec.tuning_ is not None
-    refined = ["refined_from" in t.user_attrs for t in rec.tuning_.study.trials]
-    assert refined == [False] * 8 + [True] * 2  # REFINE_SHARE of 10 trials
-    assert rec.tuning_.n_refined == 2
-
-
 def test_recommend_with_original_string_ids(fitted: MetaRecommender) -> None:
     table = fitted.recommend(["u007", "u010"], k=4)
     assert list(table.columns) == ["user_id", "item_id", "rank", "score"]
@@ -467,9 +457,7 @@ def test_saving_over_a_model_replaces_all_of_it(
 def test_predicted_ndcg_is_that_of_the_searched_configuration(
     string_data: Interactions, tiny_meta_model: MetaModel
 ) -> None:
-    # A seed whose search ends on an algorithm the tiny meta-model's trees tell apart
-    # (they predict the same for every PureSVD configuration).
-    rec = MetaRecommender(tiny_meta_model, n_trials=20, random_state=2).fit(string_data)
+    rec = MetaRecommender(tiny_meta_model, n_trials=20).fit(string_data)
     assert rec.tuning_ is not None
     guess = rec.selection_.table
     guess = guess[guess["algorithm"] == rec.algorithm_].iloc[0]

@@ -34,7 +34,7 @@ from metarec_classic.meta._segments import (
     choose_per_segment,
     learned_segments,
 )
-from metarec_classic.meta._selection import QUEUE_SPREAD, REFINE_SHARE, Selection, select
+from metarec_classic.meta._selection import QUEUE_SPREAD, Selection, select
 from metarec_classic.meta._user_labels import (
     USER_LABELS_VERSION,
     UserLabelSet,
@@ -47,7 +47,6 @@ __all__ = [
     "LABELS_VERSION",
     "NO_HISTORY",
     "QUEUE_SPREAD",
-    "REFINE_SHARE",
     "TASK_KINDS",
     "USER_LABELS_VERSION",
     "BuildStatus",

@@ -17,18 +17,13 @@ from metarec_classic.metafeatures import dataset_metafeatures
 from metarec_classic.recommenders import check_positive_weights, get_recommender_class
 from metarec_classic.tuning import position_in_space
 
-__all__ = ["QUEUE_SPREAD", "REFINE_SHARE", "Selection", "select"]
+__all__ = ["QUEUE_SPREAD", "Selection", "select"]
 
 _log = logging.getLogger(__name__)
 
 #: Least difference, as a share of one parameter's range, between two configurations of
 #: an algorithm in a warm-start queue.
 QUEUE_SPREAD = 0.1
-
-#: Share of a warm-started search's trials that end it near its best configuration
-#: (``refine`` of :func:`~metarec_classic.tuning.tune`): by then the queue has found the
-#: region, and the trials are better spent close to its peak than on TPE's exploration.
-REFINE_SHARE = 0.2
 
 
 @dataclass
@@ -75,9 +70,8 @@ class Selection:
         The search covers the top algorithms (3, or 5 when the data lies outside the
         training range, and never more than ``n_trials``). The queue holds about half
         the budget of configurations of those algorithms, then each one's default,
-        interleaved so that a short search still tries every algorithm early; it leaves
-        the last ``int(REFINE_SHARE * n_trials)`` trials free (a short budget loses the
-        last defaults first). Each algorithm's share alternates its best ranked
+        interleaved so that a short search still tries every algorithm early; it never
+        exceeds ``n_trials``. Each algorithm's share alternates its best ranked
         configurations for this data with its portfolio (configurations that cover the
         training tasks), so that when the ranking is wrong about the data, the search
         still starts from places that were right on other data.
@@ -87,9 +81,6 @@ class Selection:
         teaches the search nothing. A configuration is queued only if it differs from
         every one queued before for its algorithm by at least ``QUEUE_SPREAD`` of some
         parameter's range (see :func:`~metarec_classic.tuning.position_in_space`).
-
-        The search then goes on with TPE, if trials are left, and ends with
-        ``int(REFINE_SHARE * n_trials)`` trials near its best (``tune(..., refine=...)``).
         """
         # A budget smaller than the portfolio searches fewer algorithms, each tried once.
         n_algorithms = min(5 if self.out_of_range else 3, max(n_trials, 1))
@@ -118,9 +109,8 @@ class Selection:
         for algorithm in algorithms:
             default = get_recommender_class(algorithm).default_config()
             _append(queue, seen, {"algorithm": algorithm, **default})
-        # Leave the last trials to the refinement near the best; never queue more than
-        # the budget, since leftovers would wait in the study forever.
-        return algorithms, queue[: max(n_trials - int(REFINE_SHARE * n_trials), 1)]
+        # Never queue more than the budget: leftovers would wait in the study forever.
+        return algorithms, queue[: max(n_trials, 1)]
 
     def to_dict(self, top: int = 10) -> dict[str, Any]:
         """JSON-ready summary: the top candidates, algorithms, range warnings, time."""

@@ -45,12 +45,6 @@ _log = logging.getLogger(__name__)
 FIT_TIME_ATTR = "fit_time"
 FAIL_REASON_ATTR = "fail_reason"
 EFFECTIVE_CONFIG_ATTR = "effective_config"
-#: Set on a refinement trial: the number of the trial whose configuration it perturbs.
-REFINED_FROM_ATTR = "refined_from"
-
-#: Standard deviation of a refinement step, as a share of each parameter's range (of its
-#: logarithm where the distribution is log).
-REFINE_STEP = 0.05
 
 
 @dataclass
@@ -104,11 +98,6 @@ class TuningResult:
         """Number of failed trials (each with its ``fail_reason``)."""
         return int((self.trials["state"] == "FAIL").sum())
 
-    @property
-    def n_refined(self) -> int:
-        """Number of trials that searched near the best so far (``refine`` of :func:`tune`)."""
-        return sum(REFINED_FROM_ATTR in t.user_attrs for t in self.study.get_trials(deepcopy=False))
-
 
 def tune(
     algorithm: str | Sequence[str],
@@ -121,7 +110,6 @@ def tune(
     seed: int = 0,
     enqueue: Sequence[dict[str, Any]] | None = None,
     enqueue_default: bool = True,
-    refine: int = 0,
     validation: Interactions | None = None,
     validation_fraction: float = 0.2,
     k: int = 10,
@@ -164,14 +152,6 @@ def tune(
         name its ``"algorithm"``. Missing parameters are sampled.
     enqueue_default : bool, default=True
         Also run the default configuration (of each algorithm) first.
-    refine : int, default=0
-        The last ``refine`` trials of the budget search near the best configuration so
-        far instead of by TPE: each moves every numeric parameter of the current best
-        by a Gaussian step of ``REFINE_STEP`` of its range (see :func:`perturb_config`)
-        and is marked with the user attribute ``refined_from``. TPE keeps sampling far
-        from its best (its estimate mixes in the prior), which a search that found the
-        right region early does not need at its end. Enqueued configurations still
-        waiting run first.
     validation : Interactions, optional
         An explicit validation split (same shape as ``train``); then ``train`` is used
         whole for fitting.
@@ -200,11 +180,6 @@ def tune(
     """
     if not _is_int(n_trials) or n_trials < 1:
         raise ValueError(f"`n_trials` must be a positive int; got {n_trials!r}.")
-    if not _is_int(refine) or not 0 <= refine <= n_trials:
-        raise ValueError(
-            f"`refine` must be an int from 0 to `n_trials` ({n_trials}): the number of "
-            f"final trials that search near the best; got {refine!r}."
-        )
     portfolio = Portfolio(algorithm)
     if not portfolio.joint and not portfolio.classes[portfolio.algorithms[0]].search_space():
         # Nothing to tune (e.g. most_popular): one trial measures the only configuration.
@@ -238,16 +213,12 @@ def tune(
         for params in [*queue, *(portfolio.encode(config) for config in enqueue or [])]:
             study.enqueue_trial(params, skip_if_exists=True)
         remaining = n_trials - _count_finished(study)
-        refinement = _Refinement(portfolio, n_trials, int(refine), seed) if refine else None
         if remaining > 0:
-            if refinement is not None:
-                refinement.enqueue_next(study)  # a resumed search may stop in the endgame
             study.optimize(
                 objective,
                 n_trials=remaining,
                 timeout=timeout,
                 catch=(Exception,),
-                callbacks=[refinement] if refinement is not None else None,
                 show_progress_bar=show_progress,
             )
     finally:
@@ -293,44 +264,6 @@ def tune(
         best_configs=best_configs,
         completed=completed,
     )
-
-
-class _Refinement:
-    """Enqueues, one at a time, the last trials of a budget near the best so far."""
-
-    def __init__(self, portfolio: Portfolio, n_trials: int, n_refine: int, seed: int) -> None:
-        self.portfolio = portfolio
-        self.n_trials = n_trials
-        self.n_refine = n_refine
-        self.seed = seed
-
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        self.enqueue_next(study)
-
-    def enqueue_next(self, study: optuna.Study) -> None:
-        trials = study.get_trials(deepcopy=False)
-        if any(t.state == TrialState.WAITING for t in trials):
-            return
-        finished = _count_finished(study)
-        if not self.n_trials - self.n_refine <= finished < self.n_trials:
-            return
-        completed = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-        if not completed:
-            return
-        best = max(completed, key=lambda t: (float(t.value or 0.0), -t.number))
-        algorithm, config = self.portfolio.decode(best.params)
-        space = self.portfolio.classes[algorithm].search_space()
-        if not space:
-            return  # nothing to move (e.g. most_popular): TPE runs the trial
-        # Seeded by the study's length, so that a rerun with the same seed repeats it.
-        rng = np.random.default_rng([self.seed, len(trials)])
-        held = [t.system_attrs.get("fixed_params", t.params) for t in trials]
-        for _ in range(10):
-            moved = perturb_config(config, space, rng)
-            params = self.portfolio.encode({"algorithm": algorithm, **moved})
-            if params not in held:
-                study.enqueue_trial(params, user_attrs={REFINED_FROM_ATTR: best.number})
-                return
 
 
 class Portfolio:
@@ -560,36 +493,6 @@ def position_in_space(
                 low, high, value = math.log(low), math.log(high), math.log(max(value, dist.low))
             out[j] = (value - low) / (high - low) if high > low else 0.5
     return np.clip(out, 0.0, 1.0)
-
-
-def perturb_config(
-    config: Mapping[str, Any],
-    space: Mapping[str, BaseDistribution],
-    rng: np.random.Generator,
-    *,
-    step: float = REFINE_STEP,
-) -> dict[str, Any]:
-    """A configuration near ``config``: one Gaussian step in every numeric parameter.
-
-    The step's standard deviation is ``step`` of the parameter's range (of its logarithm
-    where the distribution is log); the result is clipped to the range and rounded to
-    the distribution's step (integers stay integers). Categorical parameters are kept.
-    """
-    moved = dict(config)
-    for name, dist in space.items():
-        if not isinstance(dist, (IntDistribution, FloatDistribution)) or name not in config:
-            continue
-        low, high, value = float(dist.low), float(dist.high), float(config[name])
-        if dist.log:
-            low, high, value = math.log(low), math.log(high), math.log(max(value, dist.low))
-        value = min(max(value + rng.normal(0.0, step * (high - low)), low), high)
-        if dist.log:
-            value = min(max(math.exp(value), float(dist.low)), float(dist.high))
-        if dist.step is not None:
-            value = float(dist.low) + round((value - float(dist.low)) / dist.step) * dist.step
-            value = min(value, float(dist.high))
-        moved[name] = round(value) if isinstance(dist, IntDistribution) else float(value)
-    return moved
 
 
 def _search_threads(algorithm: str, n_jobs: int | None) -> int | None:

@@ -11,7 +11,7 @@ import pytest
 
 from metarec_classic.data import Interactions, from_sparse
 from metarec_classic.exceptions import DataError
-from metarec_classic.meta import QUEUE_SPREAD, REFINE_SHARE, MetaModel, Selection, select
+from metarec_classic.meta import QUEUE_SPREAD, MetaModel, Selection, select
 from metarec_classic.recommenders import get_recommender_class
 from metarec_classic.testing import make_user_items
 from metarec_classic.tuning import position_in_space
@@ -91,15 +91,15 @@ def _ranking(rows: list[tuple[str, dict]]) -> pd.DataFrame:
     )
 
 
-@pytest.mark.parametrize("n_trials", [1, 10, 20])
+@pytest.mark.parametrize("n_trials", [1, 6, 20])
 def test_warm_start_queues_configs_of_the_chosen_algorithms(n_trials: int) -> None:
     algorithms, queue = _selection(out_of_range=False).warm_start(n_trials)
     assert algorithms == ["pure_svd", "itemknn", "ease"][: min(3, n_trials)]
     assert {c["algorithm"] for c in queue} == set(algorithms)
-    assert len(queue) <= n_trials - int(REFINE_SHARE * n_trials)
+    assert len(queue) <= n_trials
     keys = [_key(c) for c in queue]
     assert len(keys) == len(set(keys))
-    if n_trials >= 10:  # room for guesses, the default of each, and the refinement
+    if n_trials >= 6:  # room for a guess and the default of each algorithm
         for algorithm in algorithms:
             default = {"algorithm": algorithm, **get_recommender_class(algorithm).default_config()}
             assert _key(default) in keys
@@ -151,13 +151,6 @@ def test_warm_start_widens_when_the_data_is_out_of_range() -> None:
     assert len(keys) == len(set(keys))
     narrow, _ = _selection(out_of_range=False).warm_start(10)
     assert len(narrow) == 3
-
-
-def test_warm_start_leaves_the_last_trials_to_the_refinement() -> None:
-    # Five guesses and five defaults would fill 10 trials; the last two defaults give way.
-    algorithms, queue = _selection(out_of_range=True).warm_start(10)
-    assert len(queue) == 10 - int(REFINE_SHARE * 10) == 8
-    assert [c["algorithm"] for c in queue[:5]] == algorithms
 
 
 def test_warm_start_never_searches_more_algorithms_than_trials() -> None:

@@ -21,7 +21,6 @@ from metarec_classic.tuning import (
     Portfolio,
     TuningResult,
     compare_on_validation,
-    perturb_config,
     position_in_space,
     trials_frame,
     tune,
@@ -127,7 +126,7 @@ def test_nan_score_is_a_failed_trial(train: Interactions, monkeypatch: pytest.Mo
         tune("most_popular", train, n_trials=1)
 
 
-@pytest.mark.parametrize("n_trials", [0, -1, 2.5])
+@pytest.mark.parametrize("n_trials", [0, -1, 2.5, True])
 def test_n_trials_must_be_positive_int(train: Interactions, n_trials: Any) -> None:
     with pytest.raises(ValueError, match="`n_trials` must be a positive int"):
         tune("most_popular", train, n_trials=n_trials)
@@ -218,93 +217,6 @@ def test_joint_search_picks_the_enqueued_winner(
     assert result.best_algorithm == "pure_svd"
     assert result.best_config == {"n_factors": 9, "n_iter": 4}
     assert result.best_score == pytest.approx(0.99)
-
-
-# -- refinement near the best ------------------------------------------------------------------
-def test_perturb_config_takes_steps_of_the_asked_size_within_the_space() -> None:
-    space = {
-        "l2": optuna.distributions.FloatDistribution(1.0, 1e4, log=True),
-        "share": optuna.distributions.FloatDistribution(0.0, 0.5),
-        "k": optuna.distributions.IntDistribution(5, 1000, log=True),
-        "n": optuna.distributions.IntDistribution(2, 40, step=2),
-        "kind": optuna.distributions.CategoricalDistribution(["a", "b"]),
-    }
-    config = {"l2": 100.0, "share": 0.49, "k": 50, "n": 20, "kind": "b"}
-    rng = np.random.default_rng(0)
-    moves = [perturb_config(config, space, rng, step=0.05) for _ in range(2000)]
-    for moved in moves:
-        for name, dist in space.items():
-            assert dist._contains(dist.to_internal_repr(moved[name])), (name, moved[name])
-        assert isinstance(moved["k"], int) and moved["n"] % 2 == 0 and moved["kind"] == "b"
-    # The log scale: a standard deviation of 5 % of log(1e4) in log(l2), centred on log(100).
-    logs = np.log([m["l2"] for m in moves])
-    assert logs.mean() == pytest.approx(math.log(100.0), abs=0.03)
-    assert logs.std() == pytest.approx(0.05 * math.log(1e4), rel=0.1)
-    # Near the top of its range, the share is clipped to it rather than pushed out.
-    shares = np.array([m["share"] for m in moves])
-    assert shares.max() == 0.5 and (shares == 0.5).mean() > 0.2
-    assert np.std(shares[shares < 0.5]) < 0.05
-
-
-def test_the_last_trials_refine_the_best_configuration_so_far(train: Interactions) -> None:
-    queued = [{"n_factors": 7, "n_iter": 3}, {"n_factors": 33, "n_iter": 5}]
-    result = tune(
-        "pure_svd", train, n_trials=8, refine=3, enqueue=queued, enqueue_default=False, seed=5
-    )
-    trials = result.study.trials
-    assert [t.params for t in trials[:2]] == queued
-    refined = [t for t in trials if "refined_from" in t.user_attrs]
-    assert [t.number for t in refined] == [5, 6, 7]
-    space = PureSVDRecommender.search_space()
-    for trial in refined:
-        earlier = [t for t in trials[: trial.number] if t.value is not None]
-        best = max(earlier, key=lambda t: (t.value, -t.number))
-        assert trial.user_attrs["refined_from"] == best.number
-        distance = position_in_space(trial.params, space) - position_in_space(best.params, space)
-        assert 0 < np.abs(distance).max() < 0.3
-    assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == 8
-
-
-def test_refinement_keeps_the_best_algorithm_and_waits_for_the_queue(
-    train: Interactions, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real_evaluate = tune_module.evaluate
-
-    def favour_rp3beta(model: Any, *args: Any, **kwargs: Any) -> Any:
-        result = real_evaluate(model, *args, **kwargs)
-        rp3beta = model.name == "rp3beta"
-        result.mean["ndcg@10"] = 0.5 + model.alpha / 100 if rp3beta else 0.1
-        return result
-
-    monkeypatch.setattr(tune_module, "evaluate", favour_rp3beta)
-    queued = [
-        {"algorithm": "rp3beta", "alpha": 0.5, "beta": 0.2, "n_neighbors": 30},
-        {"algorithm": "pure_svd", "n_factors": 9, "n_iter": 4},
-        {"algorithm": "rp3beta", "alpha": 1.0, "beta": 0.4, "n_neighbors": 90},
-    ]
-    result = tune(
-        ["pure_svd", "rp3beta"],
-        train,
-        n_trials=6,
-        refine=5,
-        enqueue=queued,
-        enqueue_default=False,
-    )
-    trials = result.study.trials
-    portfolio = Portfolio(["pure_svd", "rp3beta"])
-    # The endgame began at trial 1, but the queue ran first.
-    assert [t.params for t in trials[:3]] == [portfolio.encode(c) for c in queued]
-    assert ["refined_from" in t.user_attrs for t in trials] == [False] * 3 + [True] * 3
-    assert all(t.params["algorithm"] == "rp3beta" for t in trials[3:])
-    assert all(t.state.name == "COMPLETE" for t in trials)
-
-
-@pytest.mark.parametrize("refine", [-1, 9, 2.0, True])
-def test_refine_must_be_a_number_of_trials_within_the_budget(
-    train: Interactions, refine: Any
-) -> None:
-    with pytest.raises(ValueError, match=r"`refine` must be an int from 0 to `n_trials` \(8\)"):
-        tune("pure_svd", train, n_trials=8, refine=refine)
 
 
 def test_portfolio_encode_decode_round_trip() -> None:
