@@ -178,7 +178,7 @@ def tune(
     TuningError
         When no trial of the study completed; the message lists the failure reasons.
     """
-    if not _is_int(n_trials) or n_trials < 1:
+    if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
         raise ValueError(f"`n_trials` must be a positive int; got {n_trials!r}.")
     portfolio = Portfolio(algorithm)
     if not portfolio.joint and not portfolio.classes[portfolio.algorithms[0]].search_space():
@@ -531,11 +531,6 @@ def quiet_optuna() -> int:
     previous = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     return previous
-
-
-def _is_int(value: Any) -> bool:
-    """An int, and not a bool (which Python counts as one)."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _count_existing(storage: BaseStorage | None, name: str) -> int:
