@@ -81,7 +81,10 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
         came from L2 517, penalty 0.04 (test NDCG@10 0.368), 0.0014 above the pick's L2
         411, penalty 0.22 (0.375): less than the standard error of the gap.
     timeout : float, optional
-        Seconds after which the search starts no new trial.
+        Seconds after which the search starts no new trial. The warm start's queued
+        configurations then share part of it per algorithm, so that an algorithm whose
+        fits are slow on this data (EASE on a large catalogue) runs fewer of them; see
+        :func:`~metarec_classic.tuning.tune`.
     storage : str, optional
         Optuna storage of the search (journal file path or database URL).
     segments : {"auto", "activity"} or None, default=None

@@ -337,6 +337,10 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
             "n_trials_failed": rec.tuning_.n_failed,
             "best_validation_ndcg@10": rec.tuning_.best_score,
             "study_name": rec.tuning_.study_name,
+            "queued_skipped_for_time": [
+                {"algorithm": algorithm, "config": config}
+                for algorithm, config in rec.tuning_.skipped
+            ],
         }
         if rec.search_gain_ is not None:
             gain = rec.search_gain_

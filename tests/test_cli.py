@@ -575,6 +575,17 @@ def test_header_flag_reads_unknown_names_as_a_header(tmp_path: Path) -> None:
     assert json.loads(named.stdout)["n_interactions"] == 4
 
 
+def test_fit_with_a_time_budget_reports_the_search(
+    string_csv: Path, tiny_meta_model_dir: Path, tmp_path: Path
+) -> None:
+    args = ["fit", string_csv, "--meta-model", tiny_meta_model_dir, "--trials", "3"]
+    document = run_json(*args, "--timeout", "600", "--out", tmp_path / "model")
+    search = document["search"]
+    assert search["n_trials_complete"] + search["n_trials_failed"] == 3
+    # Fits of a second on a 600 s budget never use up an algorithm's share.
+    assert search["queued_skipped_for_time"] == []
+
+
 def test_fit_demo_per_segment_then_recommend_names_each_users_segment(tmp_path: Path) -> None:
     out = tmp_path / "demo-model"
     document = run_json("fit", "--demo", "--segments", "auto", "--out", out)

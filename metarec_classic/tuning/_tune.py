@@ -75,6 +75,10 @@ class TuningResult:
         the search learned about the algorithms it did not choose).
     completed : list of (str, dict, float)
         Algorithm, configuration and score of every completed trial, best first.
+    skipped : list of (str, dict)
+        Algorithm and configuration of the queued configurations that did not run
+        because their algorithm had spent its share of the time budget (see ``timeout``
+        in :func:`tune`).
     """
 
     algorithm: str
@@ -87,6 +91,7 @@ class TuningResult:
     study: optuna.Study = field(repr=False)
     best_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     completed: list[tuple[str, dict[str, Any], float]] = field(default_factory=list)
+    skipped: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     @property
     def n_complete(self) -> int:
@@ -138,7 +143,11 @@ def tune(
         study already exists in ``storage`` (a resumed search), only the missing trials
         are run.
     timeout : float, optional
-        Stop starting new trials after this many seconds.
+        Stop starting new trials after this many seconds. The queued configurations
+        (``enqueue`` and the defaults) then get part of it: as much as their share of
+        ``n_trials``, split equally between their algorithms. Once an algorithm's next
+        queued trial would overrun its part, its remaining queued configurations are
+        skipped (its first always runs) and listed in ``TuningResult.skipped``.
     storage : str, path or optuna storage, optional
         Where the study lives: in memory (``None``), a journal file path (resumable on
         one machine) or a database URL (shared by several machines); see
@@ -210,15 +219,21 @@ def tune(
             load_if_exists=True,
         )
         queue = portfolio.defaults() if enqueue_default else []
-        for params in [*queue, *(portfolio.encode(config) for config in enqueue or [])]:
-            study.enqueue_trial(params, skip_if_exists=True)
+        feeder = _QueueFeeder(
+            [*queue, *(portfolio.encode(config) for config in enqueue or [])],
+            portfolio,
+            n_trials=n_trials,
+            timeout=timeout,
+        )
         remaining = n_trials - _count_finished(study)
         if remaining > 0:
+            feeder(study)
             study.optimize(
                 objective,
                 n_trials=remaining,
                 timeout=timeout,
                 catch=(Exception,),
+                callbacks=[feeder],
                 show_progress_bar=show_progress,
             )
     finally:
@@ -263,7 +278,106 @@ def tune(
         study=study,
         best_configs=best_configs,
         completed=completed,
+        skipped=list(feeder.skipped),
     )
+
+
+class _QueueFeeder:
+    """Puts the queued configurations in the study one at a time, as it needs them.
+
+    Called once before the search and after every trial (an Optuna callback), it
+    enqueues the next queued configuration unless one is already waiting, so the queue
+    runs in order, also when several processes share the study (a configuration the
+    study already holds is passed over).
+
+    Under a time budget, each algorithm's queued trials share equally the part of the
+    budget that the queue holds of the trials (``len(queue) / n_trials``). An algorithm
+    whose next queued trial would overrun its share, at the mean time of its queued
+    trials so far, has its remaining queued configurations skipped: on a large catalogue
+    a single EASE fit can take a minute, and a queue of them would use up a short
+    search. Its first queued configuration always runs, and the search's own trials
+    may still choose it. Skipped configurations are logged and listed in
+    :attr:`TuningResult.skipped`.
+    """
+
+    def __init__(
+        self,
+        queue: list[dict[str, Any]],
+        portfolio: Portfolio,
+        *,
+        n_trials: int,
+        timeout: float | None,
+    ) -> None:
+        self.queue = queue
+        self.portfolio = portfolio
+        self.n_trials = n_trials
+        self.timeout = timeout
+        self._started: float | None = None
+        algorithms = {self._algorithm(params) for params in queue}
+        self.share = (
+            math.inf
+            if timeout is None or not queue
+            else timeout * min(1.0, len(queue) / n_trials) / len(algorithms)
+        )
+        self.skipped: list[tuple[str, dict[str, Any]]] = []
+        self._next = 0
+
+    def __call__(self, study: optuna.Study, trial: Any = None) -> None:
+        if self._started is None:
+            self._started = time.perf_counter()
+        # Nothing is left waiting in the study once the search is over: a resumed
+        # search would otherwise run it before anything else.
+        out_of_time = (
+            self.timeout is not None and time.perf_counter() - self._started >= self.timeout
+        )
+        if (
+            out_of_time
+            or _count_finished(study) >= self.n_trials
+            or study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        ):
+            return
+        trials = study.get_trials(deepcopy=False)
+        held = [t.system_attrs.get("fixed_params", t.params) for t in trials]
+        spent = self._spent(trials)
+        while self._next < len(self.queue):
+            params = self.queue[self._next]
+            self._next += 1
+            if params in held:
+                continue
+            algorithm = self._algorithm(params)
+            seconds, count = spent.get(algorithm, (0.0, 0))
+            if count and seconds + seconds / count > self.share:
+                self._skip(algorithm, params, seconds)
+                continue
+            # Another process may have queued it since: Optuna then leaves it out.
+            study.enqueue_trial(params, skip_if_exists=True)
+            return
+
+    def _algorithm(self, params: dict[str, Any]) -> str:
+        return str(params.get("algorithm", self.portfolio.algorithms[0]))
+
+    def _spent(self, trials: list[optuna.trial.FrozenTrial]) -> dict[str, tuple[float, int]]:
+        """Per algorithm, the seconds and number of its finished queued trials."""
+        spent: dict[str, tuple[float, int]] = {}
+        for trial in trials:
+            fixed = trial.system_attrs.get("fixed_params")
+            if fixed is None or trial.duration is None or not trial.state.is_finished():
+                continue
+            algorithm = self._algorithm(fixed)
+            seconds, count = spent.get(algorithm, (0.0, 0))
+            spent[algorithm] = (seconds + trial.duration.total_seconds(), count + 1)
+        return spent
+
+    def _skip(self, algorithm: str, params: dict[str, Any], seconds: float) -> None:
+        if not any(name == algorithm for name, _ in self.skipped):
+            _log.info(
+                "Skipping the remaining queued configurations of %s: its queued trials "
+                "took %.0f s, and one more would pass its %.0f s share of the time budget.",
+                algorithm,
+                seconds,
+                self.share,
+            )
+        self.skipped.append(self.portfolio.decode(params))
 
 
 class Portfolio:

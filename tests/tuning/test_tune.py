@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -161,6 +162,116 @@ def test_enqueued_configs_run_first_in_order(train: Interactions) -> None:
 def test_enqueued_config_outside_the_space_is_refused(train: Interactions) -> None:
     with pytest.raises(ValueError, match=r"parameters \['n_neighbors'\] outside the search space"):
         tune("pure_svd", train, n_trials=1, enqueue=[{"n_neighbors": 5}])
+
+
+def _queued_trial(params: dict[str, Any], seconds: float) -> optuna.trial.FrozenTrial:
+    """A finished trial that ran a queued configuration for ``seconds``."""
+    portfolio = Portfolio(["pure_svd", "most_popular"])
+    trial = optuna.trial.create_trial(
+        value=0.1,
+        params=params,
+        distributions={
+            "algorithm": optuna.distributions.CategoricalDistribution(portfolio.algorithms),
+            **{
+                f"pure_svd.{key}": dist
+                for key, dist in PureSVDRecommender.search_space().items()
+                if f"pure_svd.{key}" in params
+            },
+        },
+        system_attrs={"fixed_params": params},
+    )
+    trial.datetime_start = trial.datetime_complete - pd.Timedelta(seconds=seconds)
+    return trial
+
+
+def test_an_algorithm_past_its_share_of_the_time_has_its_queue_skipped() -> None:
+    portfolio = Portfolio(["pure_svd", "most_popular"])
+    svd = [
+        portfolio.encode({"algorithm": "pure_svd", "n_factors": n, "n_iter": 3})
+        for n in (5, 10, 20, 40)
+    ]
+    popular = portfolio.encode({"algorithm": "most_popular"})
+    # Five queued of ten trials in 100 s: each of the two algorithms gets 25 s.
+    feeder = tune_module._QueueFeeder(
+        [svd[0], popular, svd[1], svd[2], svd[3]], portfolio, n_trials=10, timeout=100.0
+    )
+    assert feeder.share == pytest.approx(25.0)
+    study = optuna.create_study(direction="maximize")
+    feeder(study)
+    queued = [t.system_attrs["fixed_params"] for t in study.trials]
+    assert queued == [svd[0]]  # one at a time, in order
+    study.tell(study.ask(), 0.1)  # runs the waiting trial (no time recorded worth counting)
+    feeder(study)
+    assert study.trials[-1].system_attrs["fixed_params"] == popular
+
+    # As if the two queued SVD trials had taken 10 s each: a third would end at 30 s.
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(_queued_trial(svd[0], 10.0))
+    study.add_trial(_queued_trial(popular, 0.1))
+    study.add_trial(_queued_trial(svd[1], 10.0))
+    feeder = tune_module._QueueFeeder(
+        [svd[0], popular, svd[1], svd[2], svd[3]], portfolio, n_trials=10, timeout=100.0
+    )
+    feeder(study)
+    assert len(study.trials) == 3  # nothing left to enqueue
+    assert feeder.skipped == [portfolio.decode(svd[2]), portfolio.decode(svd[3])]
+
+    # At 7 s each, a third queued trial fits in the share (21 s) and a fourth does not.
+    study = optuna.create_study(direction="maximize")
+    for params, seconds in ((svd[0], 7.0), (popular, 0.1), (svd[1], 7.0)):
+        study.add_trial(_queued_trial(params, seconds))
+    feeder = tune_module._QueueFeeder(
+        [svd[0], popular, svd[1], svd[2], svd[3]], portfolio, n_trials=10, timeout=100.0
+    )
+    feeder(study)
+    assert study.trials[-1].system_attrs["fixed_params"] == svd[2]
+    assert feeder.skipped == []
+
+
+def test_without_a_time_budget_the_whole_queue_runs(train: Interactions) -> None:
+    queued = [{"algorithm": "pure_svd", "n_factors": n, "n_iter": 3} for n in (5, 6, 7, 8, 9)] + [
+        {"algorithm": "most_popular"}
+    ]
+    result = tune(
+        ["pure_svd", "most_popular"], train, n_trials=6, enqueue=queued, enqueue_default=False
+    )
+    portfolio = Portfolio(["pure_svd", "most_popular"])
+    ran = [portfolio.decode(t.params) for t in result.study.trials]
+    assert ran == [portfolio.decode(portfolio.encode(config)) for config in queued]
+    assert result.skipped == []
+    # Nothing is left waiting in the study after its last trial.
+    assert {t.state for t in result.study.trials} == {optuna.trial.TrialState.COMPLETE}
+
+
+def test_a_slow_algorithm_gives_up_its_queue_under_a_time_budget(
+    train: Interactions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With SVD fits made to take two seconds, a 10 s budget runs two of its four queued."""
+    real_make = tune_module.make_recommender
+
+    def slow_svd(algorithm: str, *args: Any, **kwargs: Any) -> Any:
+        if algorithm == "pure_svd":
+            time.sleep(2.0)
+        return real_make(algorithm, *args, **kwargs)
+
+    monkeypatch.setattr(tune_module, "make_recommender", slow_svd)
+    queued = [{"algorithm": "pure_svd", "n_factors": n, "n_iter": 3} for n in (5, 10, 20, 40)]
+    queued.insert(1, {"algorithm": "most_popular"})
+    # Five queued of five trials in 10 s: 5 s per algorithm, room for two SVD fits.
+    result = tune(
+        ["pure_svd", "most_popular"],
+        train,
+        n_trials=5,
+        timeout=10.0,
+        enqueue=queued,
+        enqueue_default=False,
+    )
+    assert result.skipped == [
+        ("pure_svd", {"n_factors": 20, "n_iter": 3}),
+        ("pure_svd", {"n_factors": 40, "n_iter": 3}),
+    ]
+    ran = [t.params for t in result.study.trials[:3]]
+    assert ran == [Portfolio(["pure_svd", "most_popular"]).encode(c) for c in queued[:3]]
 
 
 # -- joint searches ---------------------------------------------------------------------------
