@@ -141,7 +141,8 @@ def tune(
     n_trials : int, default=30
         Number of finished (completed or failed) trials the study should hold. When the
         study already exists in ``storage`` (a resumed search), only the missing trials
-        are run.
+        are run; processes that share the study stop once it holds that many between
+        them (each trial running at that moment still finishes).
     timeout : float, optional
         Stop starting new trials after this many seconds. The queued configurations
         (``enqueue`` and the defaults) then get part of it: as much as their share of
@@ -233,7 +234,7 @@ def tune(
                 n_trials=remaining,
                 timeout=timeout,
                 catch=(Exception,),
-                callbacks=[feeder],
+                callbacks=[feeder, _StopWhenFull(n_trials)],
                 show_progress_bar=show_progress,
             )
     finally:
@@ -280,6 +281,22 @@ def tune(
         completed=completed,
         skipped=list(feeder.skipped),
     )
+
+
+class _StopWhenFull:
+    """Stops this process's search once the study holds ``n_trials`` finished trials.
+
+    ``optimize`` counts only its own trials, so without it two processes sharing a
+    study would each run the full budget. A trial still running elsewhere at that
+    moment may add one more per process.
+    """
+
+    def __init__(self, n_trials: int) -> None:
+        self.n_trials = n_trials
+
+    def __call__(self, study: optuna.Study, trial: Any) -> None:
+        if _count_finished(study) >= self.n_trials:
+            study.stop()
 
 
 class _QueueFeeder:

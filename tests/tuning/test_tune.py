@@ -23,6 +23,7 @@ from metarec_classic.tuning import (
     TuningResult,
     compare_on_validation,
     position_in_space,
+    resolve_storage,
     trials_frame,
     tune,
 )
@@ -272,6 +273,70 @@ def test_a_slow_algorithm_gives_up_its_queue_under_a_time_budget(
     ]
     ran = [t.params for t in result.study.trials[:3]]
     assert ran == [Portfolio(["pure_svd", "most_popular"]).encode(c) for c in queued[:3]]
+
+
+#: One of two processes sharing a warm-started search: both wait for each other first.
+_SHARED_SEARCH = """
+import sys, time
+from pathlib import Path
+from metarec_classic.data import load_dataset
+from metarec_classic.tuning import tune
+
+storage, ready, me = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+data = load_dataset("ml-100k")
+(ready / me).touch()
+while len(list(ready.iterdir())) < 2:
+    time.sleep(0.01)
+queue = [{"algorithm": "pure_svd", "n_factors": n, "n_iter": 3} for n in (5, 10, 20, 40)]
+queue.append({"algorithm": "itemknn", "weighting": "cosine", "n_neighbors": 50,
+              "bm25_k1": 1.2, "bm25_b": 0.75})
+tune(["pure_svd", "itemknn"], data, n_trials=10, storage=storage, study_name="shared",
+     enqueue=queue, enqueue_default=False)
+"""
+
+
+@pytest.mark.parametrize("where", ["journal", "postgres"])
+def test_processes_sharing_a_warm_started_search_split_its_queue_and_budget(
+    where: str, shared_data: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    storage = (
+        str(tmp_path / "search.journal")
+        if where == "journal"
+        else request.getfixturevalue("postgres_database")
+    )
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    env = {**os.environ, "METAREC_DATA": str(shared_data)}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SHARED_SEARCH, storage, str(ready), name],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("first", "second")
+    ]
+    for process in processes:
+        _, errors = process.communicate(timeout=300)
+        assert process.returncode == 0, errors
+
+    study = optuna.load_study(study_name="shared", storage=resolve_storage(storage))
+    states = [t.state for t in study.trials]
+    # Ten between them, plus at most the one trial the other process was running.
+    assert 10 <= states.count(optuna.trial.TrialState.COMPLETE) <= 11
+    assert set(states) == {optuna.trial.TrialState.COMPLETE}
+    # Each queued configuration ran once. When both processes reach for the same one,
+    # the loser samples its trial instead, so the queue may interleave with sampled ones.
+    queued = [
+        t.system_attrs["fixed_params"] for t in study.trials if "fixed_params" in t.system_attrs
+    ]
+    assert sorted(q["algorithm"] for q in queued) == ["itemknn"] + ["pure_svd"] * 4
+    assert len({json.dumps(q, sort_keys=True) for q in queued}) == 5
+    assert "fixed_params" in study.trials[0].system_attrs
 
 
 # -- joint searches ---------------------------------------------------------------------------
