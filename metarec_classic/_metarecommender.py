@@ -44,7 +44,7 @@ from metarec_classic.recommenders import (
     make_recommender,
     save_recommender,
 )
-from metarec_classic.tuning import PairedComparison, compare_on_validation, tune
+from metarec_classic.tuning import PairedComparison, check_timeout, compare_on_validation, tune
 
 __all__ = ["MetaRecommender"]
 
@@ -208,6 +208,7 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
                 f"`min_gain` must be a number of standard errors >= 0 (1 by default, 0 to "
                 f"take the best validation score); got {self.min_gain!r}."
             )
+        check_timeout(self.timeout)
         if self.segments is not None and self.segments not in _SEGMENT_MODES:
             raise ValueError(
                 f"`segments` must be 'auto', 'activity' or None; got {self.segments!r}."

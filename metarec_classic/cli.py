@@ -486,6 +486,12 @@ def _failed(args: argparse.Namespace, message: str, status: int, *, what: str) -
     return status
 
 
+_TIMEOUT_HELP = (
+    "seconds after which the search starts no new trial (the trial running then, and the "
+    "final fit, still finish)"
+)
+
+
 def _positive_float(text: str) -> float:
     """An argparse type: a finite number > 0."""
     try:
@@ -493,7 +499,10 @@ def _positive_float(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number of seconds > 0, got {text} (leave the option out for "
+            "no limit)"
+        )
     return value
 
 
@@ -801,7 +810,7 @@ def _build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--params", help="configuration as a JSON object")
         else:
             sub.add_argument("--trials", type=_int_at_least(1), default=30)
-            sub.add_argument("--timeout", type=_positive_float, help="seconds")
+            sub.add_argument("--timeout", type=_positive_float, help=_TIMEOUT_HELP)
             sub.add_argument(
                 "--storage",
                 help="journal file path or database URL (default: in memory)",
@@ -834,7 +843,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="standard errors a searched configuration must gain over the meta-model's "
         "pick on validation to replace it (default 1; 0: the best validation score wins)",
     )
-    sub.add_argument("--timeout", type=_positive_float, help="seconds")
+    sub.add_argument("--timeout", type=_positive_float, help=_TIMEOUT_HELP)
     sub.add_argument("--storage", help="journal file path or database URL of the search")
     sub.add_argument(
         "--out",

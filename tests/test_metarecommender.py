@@ -230,6 +230,8 @@ def test_bad_arguments(string_data: Interactions, tiny_meta_model: MetaModel) ->
         MetaRecommender(tiny_meta_model).fit(string_data.user_items)
     with pytest.raises(ValueError, match="`n_trials` must be an int >= 0"):
         MetaRecommender(tiny_meta_model, n_trials=-1).fit(string_data)
+    with pytest.raises(ValueError, match="`timeout` must be a finite number of seconds"):
+        MetaRecommender(tiny_meta_model, n_trials=2, timeout=0).fit(string_data)
 
 
 def test_one_unknown_id_does_not_send_known_users_to_the_fallback(

@@ -253,6 +253,16 @@ def _read_table(
         raise DataError(f"The file {source!r} has no non-blank lines left to read.")
 
     # Separator and header.
+    if header is not None and not isinstance(header, bool):
+        raise TypeError(
+            f"`header` must be True, False or None (guess); got {header!r}. On the command "
+            "line it is --header yes/no/auto."
+        )
+    if isinstance(columns, str):
+        raise TypeError(
+            f"`columns` must be a list of names, e.g. ['user_id', 'item_id', 'rating']; got "
+            f"the string {columns!r}. On the command line it is one comma-separated string."
+        )
     sample = lines[:_SNIFF_LINES]
     if sep is None:
         sep = _sniff_sep(sample, source)

@@ -32,6 +32,7 @@ __all__ = [
     "PairedComparison",
     "Portfolio",
     "TuningResult",
+    "check_timeout",
     "compare_on_validation",
     "make_objective",
     "suggest_config",
@@ -190,6 +191,7 @@ def tune(
     """
     if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
         raise ValueError(f"`n_trials` must be a positive int; got {n_trials!r}.")
+    check_timeout(timeout)
     portfolio = Portfolio(algorithm)
     if not portfolio.joint and not portfolio.classes[portfolio.algorithms[0]].search_space():
         # Nothing to tune (e.g. most_popular): one trial measures the only configuration.
@@ -662,6 +664,22 @@ def quiet_optuna() -> int:
     previous = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     return previous
+
+
+def check_timeout(timeout: Any) -> None:
+    """Refuse a time budget that is not a finite number of seconds > 0 (None: no limit)."""
+    if timeout is None:
+        return
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float, np.integer, np.floating))
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise ValueError(
+            f"`timeout` must be a finite number of seconds > 0, or None for no limit; got "
+            f"{timeout!r}."
+        )
 
 
 def _count_existing(storage: BaseStorage | None, name: str) -> int:

@@ -120,6 +120,20 @@ def test_explicit_header_false_keeps_first_line(tmp_path: Path) -> None:
     assert np.all(data.user_items.data == 1.0)
 
 
+@pytest.mark.parametrize("header", ["no", "yes", 0])
+def test_a_header_that_is_not_a_bool_is_refused(tmp_path: Path, header: object) -> None:
+    # "no" would otherwise count as true and drop the first interaction unreported.
+    path = write(tmp_path, "u1 i1\nu1 i2\n")
+    with pytest.raises(TypeError, match="`header` must be True, False or None"):
+        read_interactions(path, header=header)
+
+
+def test_columns_given_as_one_string_are_refused_with_the_list_form(tmp_path: Path) -> None:
+    path = write(tmp_path, "u1 i1\nu1 i2\n")
+    with pytest.raises(TypeError, match=r"must be a list of names, e.g. \['user_id'"):
+        read_interactions(path, columns="user_id,item_id")
+
+
 def test_unknown_names_over_text_ids_are_read_as_data_and_reported(tmp_path: Path) -> None:
     path = write(tmp_path, "u,i\nalice,book1\nbob,book2\nalice,book2\n")
     with pytest.warns(DataWarning, match=r"first line .*\(u,i\) was read as an interaction"):

@@ -128,6 +128,12 @@ def test_nan_score_is_a_failed_trial(train: Interactions, monkeypatch: pytest.Mo
         tune("most_popular", train, n_trials=1)
 
 
+@pytest.mark.parametrize("timeout", [0, -1.0, math.nan, math.inf, "60", True])
+def test_timeout_must_be_finite_positive_seconds(train: Interactions, timeout: Any) -> None:
+    with pytest.raises(ValueError, match="`timeout` must be a finite number of seconds > 0"):
+        tune("pure_svd", train, n_trials=1, timeout=timeout)
+
+
 @pytest.mark.parametrize("n_trials", [0, -1, 2.5, True])
 def test_n_trials_must_be_positive_int(train: Interactions, n_trials: Any) -> None:
     with pytest.raises(ValueError, match="`n_trials` must be a positive int"):
