@@ -207,7 +207,7 @@ def test_an_algorithm_past_its_share_of_the_time_has_its_queue_skipped() -> None
     feeder(study)
     queued = [t.system_attrs["fixed_params"] for t in study.trials]
     assert queued == [svd[0]]  # one at a time, in order
-    study.tell(study.ask(), 0.1)  # runs the waiting trial (no time recorded worth counting)
+    study.tell(study.ask(), 0.1)  # the waiting trial finishes at once
     feeder(study)
     assert study.trials[-1].system_attrs["fixed_params"] == popular
 
@@ -223,7 +223,7 @@ def test_an_algorithm_past_its_share_of_the_time_has_its_queue_skipped() -> None
     assert len(study.trials) == 3  # nothing left to enqueue
     assert feeder.skipped == [portfolio.decode(svd[2]), portfolio.decode(svd[3])]
 
-    # At 7 s each, a third queued trial fits in the share (21 s) and a fourth does not.
+    # At 7 s each, a third queued trial (ending at 21 s) fits in the 25 s share.
     study = optuna.create_study(direction="maximize")
     for params, seconds in ((svd[0], 7.0), (popular, 0.1), (svd[1], 7.0)):
         study.add_trial(_queued_trial(params, seconds))
