@@ -228,7 +228,7 @@ def tune(
             n_trials=n_trials,
             timeout=timeout,
         )
-        remaining = n_trials - _count_finished(study)
+        remaining = n_trials - _count_finished(study.get_trials(deepcopy=False))
         if remaining > 0:
             feeder(study)
             study.optimize(
@@ -297,7 +297,7 @@ class _StopWhenFull:
         self.n_trials = n_trials
 
     def __call__(self, study: optuna.Study, trial: Any) -> None:
-        if _count_finished(study) >= self.n_trials:
+        if _count_finished(study.get_trials(deepcopy=False)) >= self.n_trials:
             study.stop()
 
 
@@ -342,6 +342,8 @@ class _QueueFeeder:
         self._next = 0
 
     def __call__(self, study: optuna.Study, trial: Any = None) -> None:
+        if self._next >= len(self.queue):
+            return  # after the queue, no query of the storage per trial
         if self._started is None:
             self._started = time.perf_counter()
         # Nothing is left waiting in the study once the search is over: a resumed
@@ -349,13 +351,13 @@ class _QueueFeeder:
         out_of_time = (
             self.timeout is not None and time.perf_counter() - self._started >= self.timeout
         )
+        trials = study.get_trials(deepcopy=False)
         if (
             out_of_time
-            or _count_finished(study) >= self.n_trials
-            or study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+            or _count_finished(trials) >= self.n_trials
+            or any(t.state == TrialState.WAITING for t in trials)
         ):
             return
-        trials = study.get_trials(deepcopy=False)
         held = [t.system_attrs.get("fixed_params", t.params) for t in trials]
         spent = self._spent(trials)
         while self._next < len(self.queue):
@@ -692,7 +694,7 @@ def _count_existing(storage: BaseStorage | None, name: str) -> int:
         return 0
 
 
-def _count_finished(study: optuna.Study) -> int:
+def _count_finished(trials: Sequence[optuna.trial.FrozenTrial]) -> int:
     """Trials that count against the budget: completed, or failed for a recorded reason.
 
     A failed trial without a reason was interrupted (Ctrl-C, a dead process); it says
@@ -701,7 +703,7 @@ def _count_finished(study: optuna.Study) -> int:
     return sum(
         trial.state == TrialState.COMPLETE
         or (trial.state == TrialState.FAIL and FAIL_REASON_ATTR in trial.user_attrs)
-        for trial in study.get_trials(deepcopy=False)
+        for trial in trials
     )
 
 
