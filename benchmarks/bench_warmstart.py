@@ -39,9 +39,9 @@ seed's warm against another seed's cold. That count is printed as well.
 Rows go to ``results/warmstart.csv`` (dataset, seed, kind, trial, score, best_so_far,
 plus the trial's algorithm, seconds since the study started and configuration as JSON)
 once both studies of a (dataset, seed) pair have finished; a rerun skips the pairs
-already there. After a change
-to the warm start, ``--rerun-warm`` runs the warm studies of the pairs already there
-again and replaces their rows (pair by pair, so a cut-off rerun keeps what it finished).
+already there. After a change to the warm start, ``--rerun-warm`` runs the warm studies
+of the pairs already there again and replaces their rows (pair by pair, so a cut-off
+rerun keeps what it finished).
 The curves are drawn in ``results/warmstart.png``.
 
 A best-so-far gap of a few ten-thousandths may be luck of the validation users, and the
