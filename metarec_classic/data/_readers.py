@@ -228,16 +228,27 @@ def _read_table(
     report: DataReport,
 ) -> _Table:
     """Decode, split and type the fields of one interaction file."""
+    # Arguments first: a wrong one is refused before a large file is decoded.
+    if encoding_errors not in ("strict", "replace", "skip"):
+        raise ValueError(
+            f"`encoding_errors` must be 'strict', 'replace' or 'skip'; got {encoding_errors!r}."
+        )
+    if header is not None and not isinstance(header, bool):
+        raise TypeError(
+            f"`header` must be True, False or None (guess); got {header!r}. On the command "
+            "line it is --header yes/no/auto."
+        )
+    if isinstance(columns, str):
+        raise TypeError(
+            f"`columns` must be a list of names, e.g. ['user_id', 'item_id', 'rating']; got "
+            f"the string {columns!r}. On the command line it is one comma-separated string."
+        )
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
     if not raw.strip():
         raise DataError(
             f"The file {source!r} is empty; it must hold one `user item [value "
             "[timestamp]]` line per interaction."
-        )
-    if encoding_errors not in ("strict", "replace", "skip"):
-        raise ValueError(
-            f"`encoding_errors` must be 'strict', 'replace' or 'skip'; got {encoding_errors!r}."
         )
     try:
         codecs.lookup(encoding)
@@ -253,16 +264,6 @@ def _read_table(
         raise DataError(f"The file {source!r} has no non-blank lines left to read.")
 
     # Separator and header.
-    if header is not None and not isinstance(header, bool):
-        raise TypeError(
-            f"`header` must be True, False or None (guess); got {header!r}. On the command "
-            "line it is --header yes/no/auto."
-        )
-    if isinstance(columns, str):
-        raise TypeError(
-            f"`columns` must be a list of names, e.g. ['user_id', 'item_id', 'rating']; got "
-            f"the string {columns!r}. On the command line it is one comma-separated string."
-        )
     sample = lines[:_SNIFF_LINES]
     if sep is None:
         sep = _sniff_sep(sample, source)
