@@ -64,7 +64,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from metarec_classic.data import DATASETS, load_dataset, random_holdout_split
+from metarec_classic.data import DATASETS, Interactions, load_dataset, random_holdout_split
 from metarec_classic.exceptions import TuningError
 from metarec_classic.meta import LabelSet, MetaModel, load_shipped_labels, select
 from metarec_classic.recommenders import ALGORITHM_NAMES
@@ -85,6 +85,11 @@ COLUMNS = [
     "seconds",
     "config",
 ]
+
+
+def training_split(dataset: str) -> Interactions:
+    """The training part of the dataset's per-user 80/20 split (seed 42); the studies search it."""
+    return random_holdout_split(load_dataset(dataset), test_fraction=0.2, random_state=42).train
 
 
 def curve(result: TuningResult, n_trials: int) -> pd.DataFrame:
@@ -240,16 +245,14 @@ def paired_check(table: pd.DataFrame) -> pd.DataFrame:
     noise of the validation users. Pairs recorded without configurations are left out.
     """
     rows = []
-    trains: dict[str, object] = {}
+    trains: dict[str, Interactions] = {}
     for (dataset, seed), pair in table.groupby(["dataset", "seed"], sort=False):
         warm = best_trial(pair[pair["kind"] == "warm"])
         cold = best_trial(pair[pair["kind"] == "cold"])
         if warm is None or cold is None:
             continue
         if dataset not in trains:
-            trains[dataset] = random_holdout_split(
-                load_dataset(dataset), test_fraction=0.2, random_state=42
-            ).train
+            trains[dataset] = training_split(dataset)
         comparison = compare_on_validation(warm, cold, trains[dataset], seed=int(seed))
         recorded = float(
             pair.loc[pair["kind"] == "warm", "score"].max()
@@ -399,9 +402,7 @@ def main() -> int:
         family = DATASETS[dataset].family
         if family not in models:
             models[family] = MetaModel().fit(labels.without_family(family))
-        train = random_holdout_split(
-            load_dataset(dataset), test_fraction=0.2, random_state=42
-        ).train
+        train = training_split(dataset)
         print(
             f"{dataset} ({family}): {train.n_users} users, {train.n_items} items, "
             f"{train.n_interactions} training interactions",
