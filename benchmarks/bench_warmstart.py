@@ -151,15 +151,16 @@ def run_pair(
     started = time.perf_counter()
     selection = select(train, meta_model)
     select_seconds = time.perf_counter() - started
-    algorithms, queue = selection.warm_start(n_trials)
+    plan = selection.warm_start(n_trials)
     warm = tune(
-        algorithms,
+        plan.algorithms,
         train,
         n_trials=n_trials,
         timeout=timeout,
         seed=seed,
-        enqueue=queue,
+        enqueue=plan.queue,
         enqueue_default=False,
+        refine_share=plan.refine_share,
     )
     results = [("warm", warm)]
     if cold:
@@ -181,7 +182,7 @@ def run_pair(
         frames.append(frame)
     print(
         f"  {dataset} seed {seed}: select {select_seconds:.1f} s, warm searches "
-        f"{'+'.join(algorithms)} with {len(queue)} queued"
+        f"{'+'.join(plan.algorithms)} with {len(plan.queue)} queued"
         + (
             f", {len(selection.out_of_range)} features out of range"
             if selection.out_of_range

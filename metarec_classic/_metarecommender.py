@@ -221,16 +221,17 @@ class MetaRecommender(BaseEstimator):  # type: ignore[misc]
             self.algorithm_ = self.selection_.best.algorithm
             self.config_ = dict(self.selection_.best.config)
         else:
-            algorithms, queue = self.selection_.warm_start(self.n_trials)
+            plan = self.selection_.warm_start(self.n_trials)
             self.tuning_ = tune(
-                algorithms,
+                plan.algorithms,
                 interactions,
                 n_trials=self.n_trials,
                 timeout=self.timeout,
                 storage=self.storage,
                 seed=self.random_state,
-                enqueue=queue,
+                enqueue=plan.queue,
                 enqueue_default=False,
+                refine_share=plan.refine_share,
                 show_progress=self.show_progress,
             )
             self.algorithm_, self.config_ = self._searched_choice(interactions)

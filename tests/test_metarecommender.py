@@ -60,7 +60,8 @@ def test_small_search_is_warm_started_with_the_queue(
 ) -> None:
     rec = MetaRecommender(tiny_meta_model, n_trials=3, random_state=1).fit(string_data)
     assert rec.tuning_ is not None
-    algorithms, queue = rec.selection_.warm_start(3)
+    plan = rec.selection_.warm_start(3)
+    algorithms, queue = plan.algorithms, plan.queue
     portfolio = Portfolio(algorithms)
     trials = rec.tuning_.study.trials
     n_run = min(3, len(queue))
@@ -461,14 +462,13 @@ def test_predicted_ndcg_is_that_of_the_searched_configuration(
 ) -> None:
     rec = MetaRecommender(tiny_meta_model, n_trials=20).fit(string_data)
     assert rec.tuning_ is not None
-    guess = rec.selection_.table
-    guess = guess[guess["algorithm"] == rec.algorithm_].iloc[0]
-    assert dict(guess["config"]) != rec.config_  # the search moved away from the guess
+    pick = rec.selection_.table.iloc[0]  # the zero-trial pick
+    assert (pick["algorithm"], dict(pick["config"])) != (rec.algorithm_, rec.config_)
     expected = tiny_meta_model.predict_ndcg(
         rec.selection_.features, Candidate(rec.algorithm_, rec.config_)
     )
     assert rec.predicted_ndcg() == pytest.approx(expected)
-    assert rec.predicted_ndcg() != pytest.approx(float(guess["predicted_ndcg@10"]))
+    assert rec.predicted_ndcg() != pytest.approx(float(pick["predicted_ndcg@10"]))
 
 
 def test_a_search_replaces_the_pick_only_for_a_gain_beyond_the_noise(

@@ -34,7 +34,13 @@ from metarec_classic.meta._segments import (
     choose_per_segment,
     learned_segments,
 )
-from metarec_classic.meta._selection import QUEUE_SPREAD, Selection, select
+from metarec_classic.meta._selection import (
+    QUEUE_SPREAD,
+    WARM_REFINE_SHARE,
+    Selection,
+    WarmStart,
+    select,
+)
 from metarec_classic.meta._user_labels import (
     USER_LABELS_VERSION,
     UserLabelSet,
@@ -49,6 +55,7 @@ __all__ = [
     "QUEUE_SPREAD",
     "TASK_KINDS",
     "USER_LABELS_VERSION",
+    "WARM_REFINE_SHARE",
     "BuildStatus",
     "Candidate",
     "Condition",
@@ -61,6 +68,7 @@ __all__ = [
     "Task",
     "UserLabelSet",
     "UserMetaModel",
+    "WarmStart",
     "activity_segments",
     "build_labels",
     "build_status",

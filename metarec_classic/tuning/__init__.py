@@ -13,6 +13,8 @@ from metarec_classic.tuning._design import (
     run_claimed_trial,
     worker_threads,
 )
+from metarec_classic.tuning._refine import REFINE_STEPS, refinement_move
+from metarec_classic.tuning._space import config_at_position, position_in_space, suggest_config
 from metarec_classic.tuning._storage import (
     StorageError,
     mask_url,
@@ -26,13 +28,12 @@ from metarec_classic.tuning._tune import (
     check_timeout,
     compare_on_validation,
     make_objective,
-    position_in_space,
-    suggest_config,
     trials_frame,
     tune,
 )
 
 __all__ = [
+    "REFINE_STEPS",
     "ClaimedTrial",
     "DesignProgress",
     "PairedComparison",
@@ -42,6 +43,7 @@ __all__ = [
     "check_timeout",
     "claim_trial",
     "compare_on_validation",
+    "config_at_position",
     "design_progress",
     "heartbeats_enabled",
     "hold_threads",
@@ -50,6 +52,7 @@ __all__ = [
     "open_design_study",
     "position_in_space",
     "recover_stale_trials",
+    "refinement_move",
     "requeue_lost",
     "resolve_storage",
     "run_claimed_trial",

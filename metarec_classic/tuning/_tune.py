@@ -6,19 +6,13 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import optuna
 import pandas as pd
-from optuna.distributions import (
-    BaseDistribution,
-    CategoricalDistribution,
-    FloatDistribution,
-    IntDistribution,
-)
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
@@ -26,6 +20,8 @@ from metarec_classic.data import Interactions, validation_split
 from metarec_classic.evaluation import evaluate
 from metarec_classic.exceptions import TuningError
 from metarec_classic.recommenders import get_recommender_class, make_recommender
+from metarec_classic.tuning._refine import refinement_move
+from metarec_classic.tuning._space import suggest_config
 from metarec_classic.tuning._storage import resolve_storage
 
 __all__ = [
@@ -35,7 +31,6 @@ __all__ = [
     "check_timeout",
     "compare_on_validation",
     "make_objective",
-    "suggest_config",
     "trials_frame",
     "tune",
 ]
@@ -116,6 +111,7 @@ def tune(
     seed: int = 0,
     enqueue: Sequence[dict[str, Any]] | None = None,
     enqueue_default: bool = True,
+    refine_share: float = 0.0,
     validation: Interactions | None = None,
     validation_fraction: float = 0.2,
     k: int = 10,
@@ -163,6 +159,13 @@ def tune(
         name its ``"algorithm"``. Missing parameters are sampled.
     enqueue_default : bool, default=True
         Also run the default configuration (of each algorithm) first.
+    refine_share : float, default=0.0
+        Share of the trials, once each queued algorithm has had two queued
+        configurations, that refine the best configuration so far by a compass search
+        (one numeric parameter at a time, in steps of :data:`~metarec_classic.tuning.REFINE_STEPS`
+        of its range), spread evenly between the rest of the queue; TPE takes the
+        trials that neither fills. A warm start begins near good configurations, where
+        such steps find the peak sooner than TPE. ``0`` turns it off.
     validation : Interactions, optional
         An explicit validation split (same shape as ``train``); then ``train`` is used
         whole for fitting.
@@ -192,6 +195,12 @@ def tune(
     if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
         raise ValueError(f"`n_trials` must be a positive int; got {n_trials!r}.")
     check_timeout(timeout)
+    if (
+        isinstance(refine_share, bool)
+        or not isinstance(refine_share, (int, float))
+        or not 0.0 <= refine_share <= 1.0
+    ):
+        raise ValueError(f"`refine_share` must be a number in [0, 1]; got {refine_share!r}.")
     portfolio = Portfolio(algorithm)
     if not portfolio.joint and not portfolio.classes[portfolio.algorithms[0]].search_space():
         # Nothing to tune (e.g. most_popular): one trial measures the only configuration.
@@ -227,6 +236,7 @@ def tune(
             portfolio,
             n_trials=n_trials,
             timeout=timeout,
+            refine_share=float(refine_share),
         )
         remaining = n_trials - _count_finished(study.get_trials(deepcopy=False))
         if remaining > 0:
@@ -317,6 +327,12 @@ class _QueueFeeder:
     search. Its first queued configuration always runs, and the search's own trials
     may still choose it. Skipped configurations are logged and listed in
     :attr:`TuningResult.skipped`.
+
+    With ``refine_share`` above zero, once each queued algorithm has had two queued
+    configurations, that share of the next trials are moves of a compass search around
+    the best configuration so far (:func:`~metarec_classic.tuning.refinement_move`),
+    spread evenly between the rest of the queue; when the compass search has no move
+    left, the queue (and after it TPE) takes the trial.
     """
 
     def __init__(
@@ -326,6 +342,7 @@ class _QueueFeeder:
         *,
         n_trials: int,
         timeout: float | None,
+        refine_share: float = 0.0,
     ) -> None:
         self.queue = queue
         self.portfolio = portfolio
@@ -340,9 +357,12 @@ class _QueueFeeder:
         )
         self.skipped: list[tuple[str, dict[str, Any]]] = []
         self._next = 0
+        self.refine_share = refine_share
+        # Refinement starts once each queued algorithm has had two configurations.
+        self.refine_after = min(len(queue), 2 * len(algorithms))
 
     def __call__(self, study: optuna.Study, trial: Any = None) -> None:
-        if self._next >= len(self.queue):
+        if self._next >= len(self.queue) and not self.refine_share:
             return  # after the queue, no query of the storage per trial
         if self._started is None:
             self._started = time.perf_counter()
@@ -352,12 +372,32 @@ class _QueueFeeder:
             self.timeout is not None and time.perf_counter() - self._started >= self.timeout
         )
         trials = study.get_trials(deepcopy=False)
+        finished = _count_finished(trials)
         if (
             out_of_time
-            or _count_finished(trials) >= self.n_trials
+            or finished >= self.n_trials
             or any(t.state == TrialState.WAITING for t in trials)
         ):
             return
+        if self._refines(finished):
+            move = refinement_move(trials, self.portfolio)
+            if move is not None:
+                study.enqueue_trial(move, skip_if_exists=True)
+                return
+        self._enqueue_next(study, trials)
+
+    def _refines(self, finished: int) -> bool:
+        """Whether the next trial refines: ``refine_share`` of those after the start."""
+        after = finished - self.refine_after
+        if not self.refine_share or after < 0:
+            return False
+        # Rounding guard: 3 * (2 / 3) must count as 2.
+        return math.ceil((after + 1) * self.refine_share - 1e-9) > math.ceil(
+            after * self.refine_share - 1e-9
+        )
+
+    def _enqueue_next(self, study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> None:
+        """Enqueue the next queued configuration that the study does not hold yet."""
         held = [t.system_attrs.get("fixed_params", t.params) for t in trials]
         spent = self._spent(trials)
         while self._next < len(self.queue):
@@ -581,53 +621,6 @@ def compare_on_validation(
     n = len(differences)
     error = float(differences.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf
     return PairedComparison(float(differences.mean()) if n else 0.0, error, n)
-
-
-def suggest_config(
-    trial: optuna.trial.BaseTrial, space: dict[str, BaseDistribution]
-) -> dict[str, Any]:
-    """Ask ``trial`` for one value of every distribution in ``space``."""
-    config: dict[str, Any] = {}
-    for name, dist in space.items():
-        if isinstance(dist, IntDistribution):
-            config[name] = trial.suggest_int(
-                name, dist.low, dist.high, step=dist.step, log=dist.log
-            )
-        elif isinstance(dist, FloatDistribution):
-            config[name] = trial.suggest_float(
-                name, dist.low, dist.high, step=dist.step, log=dist.log
-            )
-        elif isinstance(dist, CategoricalDistribution):
-            config[name] = trial.suggest_categorical(name, dist.choices)
-        else:
-            raise TypeError(f"Unsupported distribution {dist!r} for parameter {name!r}.")
-    return config
-
-
-def position_in_space(
-    config: Mapping[str, Any], space: Mapping[str, BaseDistribution]
-) -> np.ndarray:
-    """Where ``config`` lies in ``space``: one number in [0, 1] per parameter.
-
-    Numeric parameters are scaled from ``low`` (0) to ``high`` (1), on a log scale where
-    the distribution is log; a categorical parameter gives its choice's index over the
-    last index. A parameter missing from ``config`` sits at 0.5, so that distances
-    between configurations stay defined.
-    """
-    out = np.full(len(space), 0.5)
-    for j, (name, dist) in enumerate(space.items()):
-        if name not in config:
-            continue
-        value = config[name]
-        if isinstance(dist, CategoricalDistribution):
-            if value in dist.choices:
-                out[j] = dist.choices.index(value) / max(len(dist.choices) - 1, 1)
-        elif isinstance(dist, (IntDistribution, FloatDistribution)):
-            low, high, value = float(dist.low), float(dist.high), float(value)
-            if dist.log:
-                low, high, value = math.log(low), math.log(high), math.log(max(value, dist.low))
-            out[j] = (value - low) / (high - low) if high > low else 0.5
-    return np.clip(out, 0.0, 1.0)
 
 
 def _search_threads(algorithm: str, n_jobs: int | None) -> int | None:

@@ -93,7 +93,8 @@ def _ranking(rows: list[tuple[str, dict]]) -> pd.DataFrame:
 
 @pytest.mark.parametrize("n_trials", [1, 6, 20])
 def test_warm_start_queues_configs_of_the_chosen_algorithms(n_trials: int) -> None:
-    algorithms, queue = _selection(out_of_range=False).warm_start(n_trials)
+    plan = _selection(out_of_range=False).warm_start(n_trials)
+    algorithms, queue = plan.algorithms, plan.queue
     assert algorithms == ["pure_svd", "itemknn", "ease"][: min(3, n_trials)]
     assert {c["algorithm"] for c in queue} == set(algorithms)
     assert len(queue) <= n_trials
@@ -111,7 +112,7 @@ def test_warm_start_queues_configs_of_the_chosen_algorithms(n_trials: int) -> No
 def test_warm_start_skips_near_copies_of_a_queued_configuration() -> None:
     # EASE's l2_reg is searched on a log scale; 100 and 101 are near copies, 30 is not.
     rows = [("ease", {"l2_reg": v}) for v in (100.0, 101.0, 99.0, 30.0, 102.0, 3000.0)]
-    _, queue = Selection(_ranking(rows), {}).warm_start(20)
+    queue = Selection(_ranking(rows), {}).warm_start(20).queue
     ease = [c["l2_reg"] for c in queue if c["algorithm"] == "ease"]
     default = get_recommender_class("ease").default_config()["l2_reg"]
     assert ease[:3] == [100.0, 30.0, 3000.0]
@@ -132,7 +133,7 @@ def test_warm_start_alternates_ranked_configurations_with_the_portfolio() -> Non
         {"l2_reg": 8000.0, "popularity_penalty": 0.1},
     ]
     selection = Selection(_ranking(rows), {}, portfolios={"ease": portfolio})
-    _, queue = selection.warm_start(20)
+    queue = selection.warm_start(20).queue
     assert [(c["l2_reg"], c["popularity_penalty"]) for c in queue] == [
         (100.0, 0.0),
         (30.0, 0.0),
@@ -144,17 +145,19 @@ def test_warm_start_alternates_ranked_configurations_with_the_portfolio() -> Non
 
 
 def test_warm_start_widens_when_the_data_is_out_of_range() -> None:
-    algorithms, queue = _selection(out_of_range=True).warm_start(10)
+    plan = _selection(out_of_range=True).warm_start(10)
+    algorithms, queue = plan.algorithms, plan.queue
     assert algorithms == ["pure_svd", "itemknn", "ease", "most_popular", "rp3beta"]
     assert {c["algorithm"] for c in queue} == set(algorithms)
     keys = [_key(c) for c in queue]
     assert len(keys) == len(set(keys))
-    narrow, _ = _selection(out_of_range=False).warm_start(10)
+    narrow = _selection(out_of_range=False).warm_start(10).algorithms
     assert len(narrow) == 3
 
 
 def test_warm_start_never_searches_more_algorithms_than_trials() -> None:
-    algorithms, queue = _selection(out_of_range=True).warm_start(2)
+    plan = _selection(out_of_range=True).warm_start(2)
+    algorithms, queue = plan.algorithms, plan.queue
     assert algorithms == ["pure_svd", "itemknn"]
     assert len(queue) == 2
 
@@ -163,7 +166,8 @@ def test_warm_start_of_a_real_selection(
     small_split: tuple[Interactions, Interactions], tiny_meta_model: MetaModel
 ) -> None:
     selection = select(small_split[0], tiny_meta_model)
-    algorithms, queue = selection.warm_start(6)
+    plan = selection.warm_start(6)
+    algorithms, queue = plan.algorithms, plan.queue
     assert algorithms == list(selection.algorithms()["algorithm"][: len(algorithms)])
     candidates = {
         _key({"algorithm": a, **c})
