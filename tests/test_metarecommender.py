@@ -20,7 +20,7 @@ from metarec_classic.data import (
 )
 from metarec_classic.evaluation import evaluate
 from metarec_classic.exceptions import DataWarning
-from metarec_classic.meta import Candidate, MetaModel
+from metarec_classic.meta import WARM_REFINE_SHARE, Candidate, MetaModel
 from metarec_classic.recommenders import RecommenderFileError
 from metarec_classic.tuning import Portfolio
 
@@ -70,6 +70,27 @@ def test_small_search_is_warm_started_with_the_queue(
     assert rec.algorithm_ == rec.tuning_.best_algorithm
     assert rec.config_ == rec.tuning_.best_config
     assert rec.algorithm_ in algorithms
+
+
+def test_a_longer_search_refines_its_best_configuration_between_the_queue(
+    string_data: Interactions, tiny_meta_model: MetaModel
+) -> None:
+    rec = MetaRecommender(tiny_meta_model, n_trials=12, random_state=1).fit(string_data)
+    assert rec.tuning_ is not None
+    plan = rec.selection_.warm_start(12)
+    assert plan.refine_share == WARM_REFINE_SHARE
+    portfolio = Portfolio(plan.algorithms)
+    queued = [portfolio.encode(c) for c in plan.queue]
+    trials = rec.tuning_.study.trials
+    fixed = [t.system_attrs.get("fixed_params") for t in trials]
+    start = 2 * len(plan.algorithms)  # the queue's first two rounds
+    assert fixed[:start] == queued[:start]
+    moves = [i for i in range(start, len(trials)) if fixed[i] not in queued]
+    assert len(moves) == round(WARM_REFINE_SHARE * (12 - start))
+    for i in moves:  # one parameter of the best trial before it, changed
+        best = max(trials[:i], key=lambda t: (t.value, -t.number))
+        changed = {k for k in fixed[i] if fixed[i][k] != best.params.get(k)}
+        assert len(changed) == 1 and fixed[i]["algorithm"] == best.params["algorithm"]
 
 
 def test_recommend_with_original_string_ids(fitted: MetaRecommender) -> None:
