@@ -22,7 +22,7 @@ from metarec_classic.evaluation import evaluate
 from metarec_classic.exceptions import DataWarning
 from metarec_classic.meta import WARM_REFINE_SHARE, Candidate, MetaModel
 from metarec_classic.recommenders import RecommenderFileError
-from metarec_classic.tuning import Portfolio
+from metarec_classic.tuning import REFINE_START, Portfolio
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_a_longer_search_refines_its_best_configuration_between_the_queue(
     queued = [portfolio.encode(c) for c in plan.queue]
     trials = rec.tuning_.study.trials
     fixed = [t.system_attrs.get("fixed_params") for t in trials]
-    start = 2 * len(plan.algorithms)  # the queue's first two rounds
+    start = min(len(queued), max(len(plan.algorithms), REFINE_START))
     assert fixed[:start] == queued[:start]
     moves = [i for i in range(start, len(trials)) if fixed[i] not in queued]
     assert len(moves) == round(WARM_REFINE_SHARE * (12 - start))

@@ -25,11 +25,10 @@ _log = logging.getLogger(__name__)
 #: an algorithm in a warm-start queue.
 QUEUE_SPREAD = 0.1
 
-#: Share of a warm-started search's trials, after the first two rounds of its queue,
-#: that refine the best configuration so far (``refine_share`` of
-#: :func:`~metarec_classic.tuning.tune`). On the shared datasets the queued guesses
-#: land near the peak but seldom on it; a few steps from there reach the score of a
-#: long cold search sooner than TPE does.
+#: Share of a warm-started search's trials, after the first queued ones, that refine
+#: the best configuration so far (``refine_share`` of :func:`~metarec_classic.tuning.tune`).
+#: On the shared datasets the queued guesses land near the peak but seldom on it; a few
+#: steps from there reach the score of a long cold search sooner than TPE does.
 WARM_REFINE_SHARE = 2 / 3
 
 
@@ -47,7 +46,7 @@ class WarmStart:
     queue : list of dict
         Configurations (each naming its ``algorithm``) to run first, in order.
     refine_share : float
-        Share of the trials after the queue's first two rounds that refine the best
+        Share of the trials after the first queued ones that refine the best
         configuration so far.
     """
 
@@ -112,8 +111,8 @@ class Selection:
         every one queued before for its algorithm by at least ``QUEUE_SPREAD`` of some
         parameter's range (see :func:`~metarec_classic.tuning.position_in_space`).
 
-        After the queue's first two rounds, :data:`WARM_REFINE_SHARE` of the trials
-        refine the best configuration found so far, between the rest of the queue.
+        After the first queued ones, :data:`WARM_REFINE_SHARE` of the trials refine
+        the best configuration found so far, between the rest of the queue.
         """
         # A budget smaller than the portfolio searches fewer algorithms, each tried once.
         n_algorithms = min(5 if self.out_of_range else 3, max(n_trials, 1))

@@ -13,7 +13,7 @@ from metarec_classic.tuning._design import (
     run_claimed_trial,
     worker_threads,
 )
-from metarec_classic.tuning._refine import REFINE_STEPS, refinement_move
+from metarec_classic.tuning._refine import REFINE_START, REFINE_STEPS, refinement_move
 from metarec_classic.tuning._space import config_at_position, position_in_space, suggest_config
 from metarec_classic.tuning._storage import (
     StorageError,
@@ -33,6 +33,7 @@ from metarec_classic.tuning._tune import (
 )
 
 __all__ = [
+    "REFINE_START",
     "REFINE_STEPS",
     "ClaimedTrial",
     "DesignProgress",

@@ -20,12 +20,17 @@ from metarec_classic.tuning._space import config_at_position, position_in_space
 if TYPE_CHECKING:
     from metarec_classic.tuning._tune import Portfolio
 
-__all__ = ["REFINE_STEPS", "refinement_move"]
+__all__ = ["REFINE_START", "REFINE_STEPS", "refinement_move"]
 
 #: Step sizes of the compass search, as shares of each parameter's range (on a log scale
 #: where the parameter is log): the search tries every step of one size around the best
 #: configuration before it moves on to the next, smaller one.
 REFINE_STEPS = (0.16, 0.08, 0.04, 0.02)
+
+#: Queued trials that run before the first refinement move (or one per queued algorithm,
+#: when there are more): the best so far should be a guess chosen for the data rather
+#: than whichever algorithm happened to be queued first.
+REFINE_START = 6
 
 # States of trials whose configuration counts as tried: running and waiting ones too,
 # so that processes sharing a study do not queue the same move twice.

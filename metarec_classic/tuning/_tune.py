@@ -20,7 +20,7 @@ from metarec_classic.data import Interactions, validation_split
 from metarec_classic.evaluation import evaluate
 from metarec_classic.exceptions import TuningError
 from metarec_classic.recommenders import get_recommender_class, make_recommender
-from metarec_classic.tuning._refine import refinement_move
+from metarec_classic.tuning._refine import REFINE_START, refinement_move
 from metarec_classic.tuning._space import suggest_config
 from metarec_classic.tuning._storage import resolve_storage
 
@@ -160,8 +160,9 @@ def tune(
     enqueue_default : bool, default=True
         Also run the default configuration (of each algorithm) first.
     refine_share : float, default=0.0
-        Share of the trials, once each queued algorithm has had two queued
-        configurations, that refine the best configuration so far by a compass search
+        Share of the trials after the first queued ones (:data:`REFINE_START`, or one
+        per queued algorithm when there are more) that refine the best configuration
+        so far by a compass search
         (one numeric parameter at a time, in steps of :data:`~metarec_classic.tuning.REFINE_STEPS`
         of its range), spread evenly between the rest of the queue; TPE takes the
         trials that neither fills. A warm start begins near good configurations, where
@@ -328,8 +329,9 @@ class _QueueFeeder:
     may still choose it. Skipped configurations are logged and listed in
     :attr:`TuningResult.skipped`.
 
-    With ``refine_share`` above zero, once each queued algorithm has had two queued
-    configurations, that share of the next trials are moves of a compass search around
+    With ``refine_share`` above zero, once the first queued configurations have run
+    (``REFINE_START``, or one per queued algorithm when there are more), that share of
+    the next trials are moves of a compass search around
     the best configuration so far (:func:`~metarec_classic.tuning.refinement_move`),
     spread evenly between the rest of the queue; when the compass search has no move
     left, the queue (and after it TPE) takes the trial.
@@ -358,8 +360,7 @@ class _QueueFeeder:
         self.skipped: list[tuple[str, dict[str, Any]]] = []
         self._next = 0
         self.refine_share = refine_share
-        # Refinement starts once each queued algorithm has had two configurations.
-        self.refine_after = min(len(queue), 2 * len(algorithms))
+        self.refine_after = min(len(queue), max(len(algorithms), REFINE_START))
 
     def __call__(self, study: optuna.Study, trial: Any = None) -> None:
         if self._next >= len(self.queue) and not self.refine_share:

@@ -10,6 +10,7 @@ import pytest
 
 from metarec_classic.data import Interactions
 from metarec_classic.tuning import (
+    REFINE_START,
     REFINE_STEPS,
     Portfolio,
     config_at_position,
@@ -126,17 +127,20 @@ def test_a_joint_search_refines_the_leading_algorithm_and_stops_when_steps_run_o
 def test_the_feeder_spreads_refinement_between_the_rest_of_the_queue() -> None:
     portfolio = Portfolio(["ease", "pure_svd"])
     queue = [
-        portfolio.encode({"algorithm": "ease", "l2_reg": l2, "popularity_penalty": 0.0})
-        for l2 in (10.0, 1000.0, 3.0)
-    ] + [portfolio.encode({"algorithm": "pure_svd", "n_factors": n, "n_iter": 3}) for n in (8, 16)]
-    queue = [queue[0], queue[3], queue[1], queue[4], queue[2]]
+        portfolio.encode(config)
+        for l2, n in ((10.0, 8), (1000.0, 16), (3.0, 32), (3000.0, 64))
+        for config in (
+            {"algorithm": "ease", "l2_reg": l2, "popularity_penalty": 0.0},
+            {"algorithm": "pure_svd", "n_factors": n, "n_iter": 3},
+        )
+    ]
     feeder = tune_module._QueueFeeder(
-        queue, portfolio, n_trials=12, timeout=None, refine_share=2 / 3
+        queue, portfolio, n_trials=20, timeout=None, refine_share=2 / 3
     )
-    assert feeder.refine_after == 4  # two rounds of the queue's two algorithms
+    assert feeder.refine_after == REFINE_START == 6
     study = optuna.create_study(direction="maximize")
     kinds = []
-    for number in range(10):
+    for number in range(15):
         feeder(study)
         trial = study.ask()
         params = study.trials[trial.number].system_attrs.get("fixed_params")
@@ -145,8 +149,11 @@ def test_the_feeder_spreads_refinement_between_the_rest_of_the_queue() -> None:
         study.tell(trial, 0.5 if number == 0 else 0.1)
     # Two of every three trials refine; the third takes the rest of the queue, and TPE
     # once the queue is spent.
-    refine_twice = ["refine", "refine"]
-    assert kinds == ["queue"] * 4 + refine_twice + ["queue"] + refine_twice + ["tpe"]
+    assert kinds == ["queue"] * 6 + ["refine", "refine", "queue"] * 2 + ["refine"] * 2 + ["tpe"]
+    # With more algorithms than that, each first gets its turn.
+    many = Portfolio(["ease", "pure_svd", "most_popular", "itemknn", "rp3beta", "userknn", "als"])
+    defaults = many.defaults()
+    assert tune_module._QueueFeeder(defaults, many, n_trials=20, timeout=None).refine_after == 7
 
 
 def test_refine_share_is_checked(train: Interactions) -> None:
