@@ -14,7 +14,12 @@ from metarec_classic.tuning._design import (
     worker_threads,
 )
 from metarec_classic.tuning._refine import REFINE_START, REFINE_STEPS, refinement_move
-from metarec_classic.tuning._space import config_at_position, position_in_space, suggest_config
+from metarec_classic.tuning._space import (
+    Portfolio,
+    config_at_position,
+    position_in_space,
+    suggest_config,
+)
 from metarec_classic.tuning._storage import (
     StorageError,
     mask_url,
@@ -23,7 +28,6 @@ from metarec_classic.tuning._storage import (
 )
 from metarec_classic.tuning._tune import (
     PairedComparison,
-    Portfolio,
     TuningResult,
     check_timeout,
     compare_on_validation,

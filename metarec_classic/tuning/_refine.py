@@ -9,16 +9,13 @@ spreads its trials over the whole joint space of several algorithms.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from metarec_classic.tuning._space import config_at_position, position_in_space
-
-if TYPE_CHECKING:
-    from metarec_classic.tuning._tune import Portfolio
+from metarec_classic.tuning._space import Portfolio, config_at_position, position_in_space
 
 __all__ = ["REFINE_START", "REFINE_STEPS", "refinement_move"]
 

@@ -1,4 +1,4 @@
-"""Search spaces: asking a trial for a configuration, and placing one in its space."""
+"""Search spaces: of one algorithm or several, asking a trial, placing a configuration."""
 
 from __future__ import annotations
 
@@ -15,7 +15,15 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-__all__ = ["config_at_position", "position_in_space", "suggest_config"]
+from metarec_classic.recommenders import get_recommender_class
+
+__all__ = [
+    "Portfolio",
+    "config_at_position",
+    "jsonable_config",
+    "position_in_space",
+    "suggest_config",
+]
 
 
 def suggest_config(
@@ -92,3 +100,79 @@ def config_at_position(
         value = min(max(value, low), high)
         config[name] = round(value) if isinstance(dist, IntDistribution) else value
     return config
+
+
+class Portfolio:
+    """The search space of one algorithm, or the joint space of several.
+
+    With one algorithm, study parameters are the algorithm's own names. With several,
+    the study has a categorical ``"algorithm"`` parameter and each algorithm's
+    parameters are prefixed with ``"<algorithm>."`` so the spaces never collide.
+    """
+
+    def __init__(self, algorithms: str | Sequence[str]) -> None:
+        names = [algorithms] if isinstance(algorithms, str) else list(dict.fromkeys(algorithms))
+        if not names:
+            raise ValueError("`algorithm` must name at least one algorithm; got none.")
+        self.algorithms = names
+        self.classes = {name: get_recommender_class(name) for name in names}
+        self.joint = len(names) > 1
+        self.label = "+".join(names)
+
+    def suggest(self, trial: optuna.trial.BaseTrial) -> tuple[str, dict[str, Any]]:
+        """Ask ``trial`` for an algorithm (in a joint search) and its configuration."""
+        algorithm = (
+            trial.suggest_categorical("algorithm", self.algorithms)
+            if self.joint
+            else self.algorithms[0]
+        )
+        prefix = f"{algorithm}." if self.joint else ""
+        space = self.classes[algorithm].search_space()
+        config = suggest_config(trial, {prefix + key: dist for key, dist in space.items()})
+        return str(algorithm), {key[len(prefix) :]: value for key, value in config.items()}
+
+    def encode(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Study parameters of ``config`` (with ``"algorithm"`` in a joint search)."""
+        config = dict(config)
+        algorithm = config.pop("algorithm", None) if self.joint else self.algorithms[0]
+        if algorithm not in self.classes:
+            raise ValueError(
+                f"An enqueued configuration must name its `algorithm`, one of "
+                f"{self.algorithms!r}; got {algorithm!r}."
+            )
+        config.pop("algorithm", None)
+        space = self.classes[algorithm].search_space()
+        unknown = sorted(set(config) - set(space))
+        if unknown:
+            raise ValueError(
+                f"Enqueued configuration has parameters {unknown!r} outside the search "
+                f"space of {algorithm!r} ({sorted(space)!r})."
+            )
+        if not self.joint:
+            return jsonable_config(config)
+        return {
+            "algorithm": algorithm,
+            **{f"{algorithm}.{key}": value for key, value in jsonable_config(config).items()},
+        }
+
+    def decode(self, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The algorithm and configuration of a trial's study parameters."""
+        if not self.joint:
+            return self.algorithms[0], dict(params)
+        algorithm = str(params["algorithm"])
+        prefix = f"{algorithm}."
+        return algorithm, {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
+
+    def defaults(self) -> list[dict[str, Any]]:
+        """Study parameters of every algorithm's default configuration."""
+        return [
+            self.encode({"algorithm": a, **cls.default_config()}) for a, cls in self.classes.items()
+        ]
+
+
+def jsonable_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Plain Python scalars, so configs store in any Optuna storage and in JSON."""
+    return {
+        key: value.item() if isinstance(value, np.generic) else value
+        for key, value in config.items()
+    }

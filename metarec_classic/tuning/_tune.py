@@ -21,12 +21,11 @@ from metarec_classic.evaluation import evaluate
 from metarec_classic.exceptions import TuningError
 from metarec_classic.recommenders import get_recommender_class, make_recommender
 from metarec_classic.tuning._refine import REFINE_START, refinement_move
-from metarec_classic.tuning._space import suggest_config
+from metarec_classic.tuning._space import Portfolio, jsonable_config
 from metarec_classic.tuning._storage import resolve_storage
 
 __all__ = [
     "PairedComparison",
-    "Portfolio",
     "TuningResult",
     "check_timeout",
     "compare_on_validation",
@@ -160,13 +159,13 @@ def tune(
     enqueue_default : bool, default=True
         Also run the default configuration (of each algorithm) first.
     refine_share : float, default=0.0
-        Share of the trials after the first queued ones (:data:`REFINE_START`, or one
-        per queued algorithm when there are more) that refine the best configuration
-        so far by a compass search
-        (one numeric parameter at a time, in steps of :data:`~metarec_classic.tuning.REFINE_STEPS`
-        of its range), spread evenly between the rest of the queue; TPE takes the
-        trials that neither fills. A warm start begins near good configurations, where
-        such steps find the peak sooner than TPE. ``0`` turns it off.
+        Share of the trials after the first queued ones
+        (:data:`~metarec_classic.tuning.REFINE_START`, or one per queued algorithm when
+        there are more) that refine the best configuration so far by a compass search
+        (:func:`~metarec_classic.tuning.refinement_move`), spread evenly between the
+        rest of the queue; TPE takes the trials that neither fills. A warm start begins
+        near good configurations, where such steps find the peak sooner than TPE. ``0``
+        turns it off.
     validation : Interactions, optional
         An explicit validation split (same shape as ``train``); then ``train`` is used
         whole for fitting.
@@ -331,10 +330,10 @@ class _QueueFeeder:
 
     With ``refine_share`` above zero, once the first queued configurations have run
     (``REFINE_START``, or one per queued algorithm when there are more), that share of
-    the next trials are moves of a compass search around
-    the best configuration so far (:func:`~metarec_classic.tuning.refinement_move`),
-    spread evenly between the rest of the queue; when the compass search has no move
-    left, the queue (and after it TPE) takes the trial.
+    the next trials are moves of a compass search around the best configuration so far
+    (:func:`~metarec_classic.tuning.refinement_move`), spread evenly between the rest of
+    the queue; when the compass search has no move left, the queue (and after it TPE)
+    takes the trial.
     """
 
     def __init__(
@@ -442,74 +441,6 @@ class _QueueFeeder:
         self.skipped.append(self.portfolio.decode(params))
 
 
-class Portfolio:
-    """The search space of one algorithm, or the joint space of several.
-
-    With one algorithm, study parameters are the algorithm's own names. With several,
-    the study has a categorical ``"algorithm"`` parameter and each algorithm's
-    parameters are prefixed with ``"<algorithm>."`` so the spaces never collide.
-    """
-
-    def __init__(self, algorithms: str | Sequence[str]) -> None:
-        names = [algorithms] if isinstance(algorithms, str) else list(dict.fromkeys(algorithms))
-        if not names:
-            raise ValueError("`algorithm` must name at least one algorithm; got none.")
-        self.algorithms = names
-        self.classes = {name: get_recommender_class(name) for name in names}
-        self.joint = len(names) > 1
-        self.label = "+".join(names)
-
-    def suggest(self, trial: optuna.trial.BaseTrial) -> tuple[str, dict[str, Any]]:
-        """Ask ``trial`` for an algorithm (in a joint search) and its configuration."""
-        algorithm = (
-            trial.suggest_categorical("algorithm", self.algorithms)
-            if self.joint
-            else self.algorithms[0]
-        )
-        prefix = f"{algorithm}." if self.joint else ""
-        space = self.classes[algorithm].search_space()
-        config = suggest_config(trial, {prefix + key: dist for key, dist in space.items()})
-        return str(algorithm), {key[len(prefix) :]: value for key, value in config.items()}
-
-    def encode(self, config: dict[str, Any]) -> dict[str, Any]:
-        """Study parameters of ``config`` (with ``"algorithm"`` in a joint search)."""
-        config = dict(config)
-        algorithm = config.pop("algorithm", None) if self.joint else self.algorithms[0]
-        if algorithm not in self.classes:
-            raise ValueError(
-                f"An enqueued configuration must name its `algorithm`, one of "
-                f"{self.algorithms!r}; got {algorithm!r}."
-            )
-        config.pop("algorithm", None)
-        space = self.classes[algorithm].search_space()
-        unknown = sorted(set(config) - set(space))
-        if unknown:
-            raise ValueError(
-                f"Enqueued configuration has parameters {unknown!r} outside the search "
-                f"space of {algorithm!r} ({sorted(space)!r})."
-            )
-        if not self.joint:
-            return _jsonable(config)
-        return {
-            "algorithm": algorithm,
-            **{f"{algorithm}.{key}": value for key, value in _jsonable(config).items()},
-        }
-
-    def decode(self, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """The algorithm and configuration of a trial's study parameters."""
-        if not self.joint:
-            return self.algorithms[0], dict(params)
-        algorithm = str(params["algorithm"])
-        prefix = f"{algorithm}."
-        return algorithm, {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
-
-    def defaults(self) -> list[dict[str, Any]]:
-        """Study parameters of every algorithm's default configuration."""
-        return [
-            self.encode({"algorithm": a, **cls.default_config()}) for a, cls in self.classes.items()
-        ]
-
-
 def make_objective(
     algorithms: str | Sequence[str] | Portfolio,
     fit_part: Interactions,
@@ -540,8 +471,8 @@ def make_objective(
         try:
             model.fit(fit_part)
             trial.set_user_attr(FIT_TIME_ATTR, time.perf_counter() - started)
-            effective = _jsonable(getattr(model, "effective_config_", config))
-            if effective != _jsonable(config):
+            effective = jsonable_config(getattr(model, "effective_config_", config))
+            if effective != jsonable_config(config):
                 trial.set_user_attr(EFFECTIVE_CONFIG_ATTR, effective)
             score = evaluate(
                 model,
@@ -703,11 +634,3 @@ def _count_finished(trials: Sequence[optuna.trial.FrozenTrial]) -> int:
 
 def _count(study: optuna.Study, *states: TrialState) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
-
-
-def _jsonable(config: dict[str, Any]) -> dict[str, Any]:
-    """Plain Python scalars, so configs store in any Optuna storage and in JSON."""
-    return {
-        key: value.item() if isinstance(value, np.generic) else value
-        for key, value in config.items()
-    }
