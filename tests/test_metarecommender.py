@@ -20,7 +20,7 @@ from metarec_classic.data import (
 )
 from metarec_classic.evaluation import evaluate
 from metarec_classic.exceptions import DataWarning
-from metarec_classic.meta import WARM_REFINE_SHARE, Candidate, MetaModel
+from metarec_classic.meta import WARM_REFINE_SHARE, Candidate, MetaModel, WarmStart
 from metarec_classic.recommenders import RecommenderFileError
 from metarec_classic.tuning import REFINE_START, Portfolio
 
@@ -55,17 +55,24 @@ def test_zero_trials_fits_the_meta_model_pick(
     assert fitted.user_map_ == string_data.user_map and fitted.fit_seconds_ > 0
 
 
+def _warm_search(
+    data: Interactions, meta_model: MetaModel, n_trials: int
+) -> tuple[MetaRecommender, WarmStart, list[dict]]:
+    """A fitted warm-started search, its plan, and the queue as study parameters."""
+    rec = MetaRecommender(meta_model, n_trials=n_trials, random_state=1).fit(data)
+    assert rec.tuning_ is not None
+    plan = rec.selection_.warm_start(n_trials)
+    portfolio = Portfolio(plan.algorithms)
+    return rec, plan, [portfolio.encode(c) for c in plan.queue]
+
+
 def test_small_search_is_warm_started_with_the_queue(
     string_data: Interactions, tiny_meta_model: MetaModel
 ) -> None:
-    rec = MetaRecommender(tiny_meta_model, n_trials=3, random_state=1).fit(string_data)
-    assert rec.tuning_ is not None
-    plan = rec.selection_.warm_start(3)
-    algorithms, queue = plan.algorithms, plan.queue
-    portfolio = Portfolio(algorithms)
-    trials = rec.tuning_.study.trials
-    n_run = min(3, len(queue))
-    assert [t.params for t in trials[:n_run]] == [portfolio.encode(c) for c in queue[:n_run]]
+    rec, plan, queued = _warm_search(string_data, tiny_meta_model, 3)
+    algorithms, trials = plan.algorithms, rec.tuning_.study.trials
+    n_run = min(3, len(queued))
+    assert [t.params for t in trials[:n_run]] == queued[:n_run]
     assert rec.tuning_.n_complete == 3
     assert rec.algorithm_ == rec.tuning_.best_algorithm
     assert rec.config_ == rec.tuning_.best_config
@@ -75,12 +82,8 @@ def test_small_search_is_warm_started_with_the_queue(
 def test_a_longer_search_refines_its_best_configuration_between_the_queue(
     string_data: Interactions, tiny_meta_model: MetaModel
 ) -> None:
-    rec = MetaRecommender(tiny_meta_model, n_trials=12, random_state=1).fit(string_data)
-    assert rec.tuning_ is not None
-    plan = rec.selection_.warm_start(12)
+    rec, plan, queued = _warm_search(string_data, tiny_meta_model, 12)
     assert plan.refine_share == WARM_REFINE_SHARE
-    portfolio = Portfolio(plan.algorithms)
-    queued = [portfolio.encode(c) for c in plan.queue]
     trials = rec.tuning_.study.trials
     fixed = [t.system_attrs.get("fixed_params") for t in trials]
     start = min(len(queued), max(len(plan.algorithms), REFINE_START))
