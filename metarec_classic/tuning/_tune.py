@@ -1,4 +1,4 @@
-"""Hyperparameter search of one algorithm with Optuna's TPE sampler."""
+"""Hyperparameter search with Optuna: a queue of first configurations, refinement, TPE."""
 
 from __future__ import annotations
 
