@@ -40,6 +40,8 @@ _log = logging.getLogger(__name__)
 FIT_TIME_ATTR = "fit_time"
 FAIL_REASON_ATTR = "fail_reason"
 EFFECTIVE_CONFIG_ATTR = "effective_config"
+#: User attribute of the trials that refinement queued (not counted as the queue's).
+REFINEMENT_ATTR = "refinement"
 
 
 @dataclass
@@ -333,7 +335,8 @@ class _QueueFeeder:
     the next trials are moves of a compass search around the best configuration so far
     (:func:`~metarec_classic.tuning.refinement_move`), spread evenly between the rest of
     the queue; when the compass search has no move left, the queue (and after it TPE)
-    takes the trial.
+    takes the trial. Moves carry the user attribute ``refinement`` and do not count
+    against the queue's share of the time.
     """
 
     def __init__(
@@ -382,7 +385,7 @@ class _QueueFeeder:
         if self._refines(finished):
             move = refinement_move(trials, self.portfolio)
             if move is not None:
-                study.enqueue_trial(move, skip_if_exists=True)
+                study.enqueue_trial(move, user_attrs={REFINEMENT_ATTR: True}, skip_if_exists=True)
                 return
         self._enqueue_next(study, trials)
 
@@ -422,7 +425,12 @@ class _QueueFeeder:
         spent: dict[str, tuple[float, int]] = {}
         for trial in trials:
             fixed = trial.system_attrs.get("fixed_params")
-            if fixed is None or trial.duration is None or not trial.state.is_finished():
+            if (
+                fixed is None
+                or trial.user_attrs.get(REFINEMENT_ATTR)
+                or trial.duration is None
+                or not trial.state.is_finished()
+            ):
                 continue
             algorithm = self._algorithm(fixed)
             seconds, count = spent.get(algorithm, (0.0, 0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -154,6 +155,28 @@ def test_the_feeder_spreads_refinement_between_the_rest_of_the_queue() -> None:
     many = Portfolio(["ease", "pure_svd", "most_popular", "itemknn", "rp3beta", "userknn", "als"])
     defaults = many.defaults()
     assert tune_module._QueueFeeder(defaults, many, n_trials=20, timeout=None).refine_after == 7
+
+
+def test_refinement_trials_do_not_use_up_the_queue_s_share_of_the_time() -> None:
+    portfolio = Portfolio(["ease", "pure_svd"])
+    queued = portfolio.encode({"algorithm": "ease", "l2_reg": 10.0, "popularity_penalty": 0.0})
+    study = _study(portfolio, [])
+    study.enqueue_trial(queued)
+    first = study.ask()
+    portfolio.suggest(first)
+    study.tell(first, 0.2)
+    feeder = tune_module._QueueFeeder(
+        [queued], portfolio, n_trials=10, timeout=100.0, refine_share=1.0
+    )
+    feeder.refine_after = 1
+    feeder(study)  # queues a refinement move, marked as such
+    trial = study.ask()
+    portfolio.suggest(trial)
+    time.sleep(0.05)
+    study.tell(trial, 0.1)
+    assert study.trials[-1].user_attrs == {tune_module.REFINEMENT_ATTR: True}
+    spent = feeder._spent(study.get_trials())
+    assert spent["ease"][1] == 1  # the queued trial only
 
 
 def test_refine_share_is_checked(train: Interactions) -> None:
