@@ -60,9 +60,11 @@ def refinement_move(
         if trial.state not in _TRIED:
             continue
         params = trial.system_attrs.get("fixed_params", trial.params)
-        if not params or portfolio.decode(params)[0] != algorithm:
+        if not params:
             continue
-        measured.append(position_in_space(portfolio.decode(params)[1], space))
+        other_algorithm, config = portfolio.decode(params)
+        if other_algorithm == algorithm:
+            measured.append(position_in_space(config, space))
     numeric = [
         j for j, dist in enumerate(space.values()) if not isinstance(dist, CategoricalDistribution)
     ]
