@@ -42,6 +42,9 @@ FAIL_REASON_ATTR = "fail_reason"
 EFFECTIVE_CONFIG_ATTR = "effective_config"
 #: User attribute of the trials that refinement queued (not counted as the queue's).
 REFINEMENT_ATTR = "refinement"
+#: User attribute of a queued trial whose configuration an earlier trial already holds:
+#: the number of that trial. Such a trial ends without a fit (see ``_once_each``).
+DUPLICATE_ATTR = "duplicate_of"
 
 
 @dataclass
@@ -97,8 +100,17 @@ class TuningResult:
 
     @property
     def n_failed(self) -> int:
-        """Number of failed trials (each with its ``fail_reason``)."""
-        return int((self.trials["state"] == "FAIL").sum())
+        """Number of failed trials (each with its ``fail_reason``), repeats aside."""
+        return int((self.trials["state"] == "FAIL").sum()) - self.n_repeats
+
+    @property
+    def n_repeats(self) -> int:
+        """Queued trials not run because an earlier trial held their configuration.
+
+        Only processes sharing a study make them (both enqueue a configuration at once);
+        they are failed trials marked ``duplicate_of`` in the study.
+        """
+        return _count_repeats(self.study)
 
 
 def tune(
@@ -240,17 +252,27 @@ def tune(
             timeout=timeout,
             refine_share=float(refine_share),
         )
-        remaining = n_trials - _count_finished(study.get_trials(deepcopy=False))
-        if remaining > 0:
+        objective = _once_each(objective)
+        deadline = None if timeout is None else time.perf_counter() + timeout
+        if _count_finished(study.get_trials(deepcopy=False)) < n_trials:
             feeder(study)
+        while (missing := n_trials - _count_finished(study.get_trials(deepcopy=False))) > 0:
+            left = None if deadline is None else deadline - time.perf_counter()
+            if left is not None and left <= 0:
+                break
+            repeats = _count_repeats(study)
             study.optimize(
                 objective,
-                n_trials=remaining,
-                timeout=timeout,
+                n_trials=missing,
+                timeout=left,
                 catch=(Exception,),
                 callbacks=[feeder, _StopWhenFull(n_trials)],
                 show_progress_bar=show_progress,
             )
+            # Only repeats (see ``_once_each``) take a trial that does not count; without
+            # them the search stopped for good (full, out of time, or stopped).
+            if _count_repeats(study) == repeats:
+                break
     finally:
         optuna.logging.set_verbosity(previous_level)
 
@@ -272,17 +294,7 @@ def tune(
         algorithm, config = portfolio.decode(trial.params)
         best_configs.setdefault(algorithm, config)
         completed.append((algorithm, config, float(trial.value or 0.0)))
-    _log.info(
-        "Tuned %s: best %s@%d %.4f (%s) after %d trials (%d failed).",
-        portfolio.label,
-        metric,
-        k,
-        best.value,
-        best_algorithm,
-        len(trials),
-        int((trials["state"] == "FAIL").sum()),
-    )
-    return TuningResult(
+    result = TuningResult(
         algorithm=portfolio.label,
         best_algorithm=best_algorithm,
         best_config=best_config,
@@ -295,6 +307,19 @@ def tune(
         completed=completed,
         skipped=list(feeder.skipped),
     )
+    repeats = result.n_repeats
+    _log.info(
+        "Tuned %s: best %s@%d %.4f (%s) after %d trials (%d failed)%s.",
+        portfolio.label,
+        metric,
+        k,
+        best.value,
+        best_algorithm,
+        len(trials) - repeats,
+        result.n_failed,
+        f"; {repeats} repeated queued configurations not run" if repeats else "",
+    )
+    return result
 
 
 class _StopWhenFull:
@@ -449,6 +474,61 @@ class _QueueFeeder:
         self.skipped.append(self.portfolio.decode(params))
 
 
+class _RepeatedConfiguration(Exception):
+    """A queued trial found its configuration already taken by an earlier trial."""
+
+
+def _once_each(
+    objective: Callable[[optuna.trial.BaseTrial], float],
+) -> Callable[[optuna.trial.BaseTrial], float]:
+    """The objective, except that a queued configuration an earlier trial holds is not rerun.
+
+    Processes sharing a study can enqueue the same configuration at the same moment:
+    ``enqueue_trial(skip_if_exists=True)`` reads the study, then writes, and nothing
+    makes the two one step. Taking a waiting trial is one step (exactly one process
+    moves it to RUNNING), so the repeat is caught there: the later of the two ends at
+    once, failed, with :data:`DUPLICATE_ATTR` naming the earlier one. Without a
+    ``fail_reason`` it counts neither against ``n_trials`` nor for the sampler, which
+    skips failed trials.
+    """
+
+    def run(trial: optuna.trial.BaseTrial) -> float:
+        if isinstance(trial, optuna.Trial):
+            earlier = _earlier_holder(trial.study.get_trials(deepcopy=False), trial.number)
+            if earlier is not None:
+                trial.set_user_attr(DUPLICATE_ATTR, earlier)
+                raise _RepeatedConfiguration(_repeat_message(trial.number, earlier))
+        return objective(trial)
+
+    return run
+
+
+def _repeat_message(number: int, earlier: int) -> str:
+    return f"Trial {number} repeats the queued configuration of trial {earlier}; not run."
+
+
+def _earlier_holder(trials: Sequence[optuna.trial.FrozenTrial], number: int) -> int | None:
+    """The earlier trial holding the queued configuration of trial ``number``, if any.
+
+    A trial interrupted without a reason (see ``_count_finished``) or itself a repeat
+    holds nothing: its configuration is free to run again.
+    """
+    mine = next((t for t in trials if t.number == number), None)
+    fixed = None if mine is None else mine.system_attrs.get("fixed_params")
+    if fixed is None:
+        return None
+    for other in trials:
+        if (
+            other.number >= number
+            or DUPLICATE_ATTR in other.user_attrs
+            or (other.state == TrialState.FAIL and FAIL_REASON_ATTR not in other.user_attrs)
+        ):
+            continue
+        if other.system_attrs.get("fixed_params", other.params) == fixed:
+            return other.number
+    return None
+
+
 def make_objective(
     algorithms: str | Sequence[str] | Portfolio,
     fit_part: Interactions,
@@ -471,12 +551,14 @@ def make_objective(
     metric_key = f"{metric}@{k}"
 
     def objective(trial: optuna.trial.BaseTrial) -> float:
-        algorithm, config = portfolio.suggest(trial)
-        model = make_recommender(
-            algorithm, config, random_state=seed, n_jobs=_search_threads(algorithm, n_jobs)
-        )
-        started = time.perf_counter()
+        # Every error records its reason: a failed trial without one counts as
+        # interrupted, which ``tune`` replaces with another trial.
         try:
+            algorithm, config = portfolio.suggest(trial)
+            model = make_recommender(
+                algorithm, config, random_state=seed, n_jobs=_search_threads(algorithm, n_jobs)
+            )
+            started = time.perf_counter()
             model.fit(fit_part)
             trial.set_user_attr(FIT_TIME_ATTR, time.perf_counter() - started)
             effective = jsonable_config(getattr(model, "effective_config_", config))
@@ -583,6 +665,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
                 FAIL_REASON_ATTR, trial.system_attrs.get("fail_reason")
             ),
         }
+        if DUPLICATE_ATTR in trial.user_attrs:
+            row[FAIL_REASON_ATTR] = _repeat_message(trial.number, trial.user_attrs[DUPLICATE_ATTR])
         row.update({f"config.{key}": value for key, value in trial.params.items()})
         rows.append(row)
     columns = ["number", "state", "score", FIT_TIME_ATTR, FAIL_REASON_ATTR]
@@ -638,6 +722,12 @@ def _count_finished(trials: Sequence[optuna.trial.FrozenTrial]) -> int:
         or (trial.state == TrialState.FAIL and FAIL_REASON_ATTR in trial.user_attrs)
         for trial in trials
     )
+
+
+def _count_repeats(study: optuna.Study) -> int:
+    """Trials that ended unrun as repeats of an earlier queued configuration."""
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    return sum(DUPLICATE_ATTR in trial.user_attrs for trial in failed)
 
 
 def _count(study: optuna.Study, *states: TrialState) -> int:

@@ -331,18 +331,68 @@ def test_processes_sharing_a_warm_started_search_split_its_queue_and_budget(
         assert process.returncode == 0, errors
 
     study = optuna.load_study(study_name="shared", storage=resolve_storage(storage))
-    states = [t.state for t in study.trials]
+    ran = [t for t in study.trials if tune_module.DUPLICATE_ATTR not in t.user_attrs]
+    states = [t.state for t in ran]
     # Ten between them, plus at most the one trial the other process was running.
     assert 10 <= states.count(optuna.trial.TrialState.COMPLETE) <= 11
     assert set(states) == {optuna.trial.TrialState.COMPLETE}
     # Each queued configuration ran once. When both processes reach for the same one,
-    # the loser samples its trial instead, so the queue may interleave with sampled ones.
-    queued = [
-        t.system_attrs["fixed_params"] for t in study.trials if "fixed_params" in t.system_attrs
-    ]
+    # either Optuna skips the second enqueue (the loser samples its trial instead) or,
+    # when both enqueue at once, the later trial ends unrun as a repeat of the earlier.
+    for repeat in study.trials:
+        if tune_module.DUPLICATE_ATTR in repeat.user_attrs:
+            assert repeat.state == optuna.trial.TrialState.FAIL
+            earlier = study.trials[repeat.user_attrs[tune_module.DUPLICATE_ATTR]]
+            assert earlier.number < repeat.number
+            assert earlier.system_attrs["fixed_params"] == repeat.system_attrs["fixed_params"]
+    queued = [t.system_attrs["fixed_params"] for t in ran if "fixed_params" in t.system_attrs]
     assert sorted(q["algorithm"] for q in queued) == ["itemknn"] + ["pure_svd"] * 4
     assert len({json.dumps(q, sort_keys=True) for q in queued}) == 5
     assert "fixed_params" in study.trials[0].system_attrs
+
+
+def test_a_queued_configuration_enqueued_twice_at_once_runs_once(
+    train: Interactions, tmp_path: Path
+) -> None:
+    """Two processes can both enqueue the same configuration; the later copy is not run."""
+    storage = resolve_storage(tmp_path / "studies.journal")
+    queued = {"n_factors": 7, "n_iter": 3}
+    study = optuna.create_study(study_name="race", storage=storage, direction="maximize")
+    study.enqueue_trial(queued)
+    study.enqueue_trial(queued)  # what the losing process wrote, not knowing of the first
+    result = tune(
+        "pure_svd",
+        train,
+        n_trials=3,
+        storage=storage,
+        study_name="race",
+        enqueue=[queued],
+        enqueue_default=False,
+    )
+    first, repeat, *rest = result.study.trials
+    assert first.state.name == "COMPLETE" and first.params == queued
+    assert repeat.state.name == "FAIL" and repeat.user_attrs == {"duplicate_of": 0}
+    reason = result.trials.set_index("number").loc[1, "fail_reason"]
+    assert reason == "Trial 1 repeats the queued configuration of trial 0; not run."
+    # The repeat takes no trial of the budget and is no failure of the search.
+    assert [t.state.name for t in rest] == ["COMPLETE", "COMPLETE"]
+    assert (result.n_complete, result.n_failed, result.n_repeats) == (3, 0, 1)
+    assert [t.params for t in rest] != [queued, queued]
+
+
+def test_a_configuration_whose_earlier_trial_was_interrupted_runs_again(
+    train: Interactions, tmp_path: Path
+) -> None:
+    storage = resolve_storage(tmp_path / "studies.journal")
+    queued = {"n_factors": 7, "n_iter": 3}
+    study = optuna.create_study(study_name="cut", storage=storage, direction="maximize")
+    study.enqueue_trial(queued)
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)  # died without a reason
+    study.enqueue_trial(queued)
+    result = tune("pure_svd", train, n_trials=1, storage=storage, study_name="cut")
+    rerun = result.study.trials[1]
+    assert rerun.state.name == "COMPLETE" and rerun.params == queued
+    assert result.n_repeats == 0
 
 
 # -- joint searches ---------------------------------------------------------------------------
