@@ -21,8 +21,9 @@ __all__ = ["REFINE_START", "REFINE_STEPS", "refinement_move"]
 
 #: Step sizes of the compass search, as shares of each parameter's range (on a log scale
 #: where the parameter is log): the search tries every step of one size around the best
-#: configuration before it moves on to the next, smaller one.
-REFINE_STEPS = (0.16, 0.08, 0.04, 0.02)
+#: configuration before it moves on to the next, smaller one. A warm start's queue
+#: spaces its guesses about a tenth of a range apart, so the steps begin below that.
+REFINE_STEPS = (0.08, 0.04, 0.02, 0.01)
 
 #: Queued trials that run before the first refinement move (or one per queued algorithm,
 #: when there are more): the best so far should be a guess chosen for the data rather
