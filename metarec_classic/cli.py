@@ -841,7 +841,8 @@ def _build_parser() -> argparse.ArgumentParser:
         type=_non_negative_float,
         default=1.0,
         help="standard errors a searched configuration must gain over the meta-model's "
-        "pick on validation to replace it (default 1; 0: the best validation score wins)",
+        "pick, on a validation split the search did not use, to replace it (default 1; "
+        "0: the best validation score wins)",
     )
     sub.add_argument("--timeout", type=_positive_float, help=_TIMEOUT_HELP)
     sub.add_argument("--storage", help="journal file path or database URL of the search")
