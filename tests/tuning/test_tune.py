@@ -355,9 +355,8 @@ def test_a_queued_configuration_enqueued_twice_at_once_runs_once(
     train: Interactions, tmp_path: Path
 ) -> None:
     """Two processes can both enqueue the same configuration; the later copy is not run."""
-    storage = resolve_storage(tmp_path / "studies.journal")
     queued = {"n_factors": 7, "n_iter": 3}
-    study = optuna.create_study(study_name="race", storage=storage, direction="maximize")
+    storage, study = _journal_study(tmp_path, "race")
     study.enqueue_trial(queued)
     study.enqueue_trial(queued)  # what the losing process wrote, not knowing of the first
     result = tune(
@@ -377,15 +376,19 @@ def test_a_queued_configuration_enqueued_twice_at_once_runs_once(
     # The repeat takes no trial of the budget and is no failure of the search.
     assert [t.state.name for t in rest] == ["COMPLETE", "COMPLETE"]
     assert (result.n_complete, result.n_failed, result.n_repeats) == (3, 0, 1)
-    assert [t.params for t in rest] != [queued, queued]
+    assert queued not in [t.params for t in rest]
+
+
+def _journal_study(tmp_path: Path, name: str) -> tuple[Any, optuna.Study]:
+    storage = resolve_storage(tmp_path / "studies.journal")
+    return storage, optuna.create_study(study_name=name, storage=storage, direction="maximize")
 
 
 def test_a_configuration_whose_earlier_trial_was_interrupted_runs_again(
     train: Interactions, tmp_path: Path
 ) -> None:
-    storage = resolve_storage(tmp_path / "studies.journal")
     queued = {"n_factors": 7, "n_iter": 3}
-    study = optuna.create_study(study_name="cut", storage=storage, direction="maximize")
+    storage, study = _journal_study(tmp_path, "cut")
     study.enqueue_trial(queued)
     study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)  # died without a reason
     study.enqueue_trial(queued)
