@@ -254,6 +254,7 @@ def _cmd_tune(args: argparse.Namespace) -> dict[str, Any]:
         "study_name": tuned.study_name,
         "n_trials_complete": tuned.n_complete,
         "n_trials_failed": tuned.n_failed,
+        "n_trials_repeated": tuned.n_repeats,
         "search_time": search_time,
         "best_config": tuned.best_config,
         "validation": {tuned.metric: tuned.best_score},
@@ -335,6 +336,8 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
         result["search"] = {
             "n_trials_complete": rec.tuning_.n_complete,
             "n_trials_failed": rec.tuning_.n_failed,
+            # Queued trials another process had enqueued too; they ended without a fit.
+            "n_trials_repeated": rec.tuning_.n_repeats,
             "best_validation_ndcg@10": rec.tuning_.best_score,
             "study_name": rec.tuning_.study_name,
             "queued_skipped_for_time": [

@@ -583,6 +583,7 @@ def test_fit_with_a_time_budget_reports_the_search(
     document = run_json(*args, "--timeout", "600", "--out", tmp_path / "model")
     search = document["search"]
     assert search["n_trials_complete"] + search["n_trials_failed"] == 3
+    assert search["n_trials_repeated"] == 0  # one process: nothing enqueued twice
     # Fits of a second on a 600 s budget never use up an algorithm's share.
     assert search["queued_skipped_for_time"] == []
 
