@@ -43,7 +43,7 @@ EFFECTIVE_CONFIG_ATTR = "effective_config"
 #: User attribute of the trials that refinement queued (not counted as the queue's).
 REFINEMENT_ATTR = "refinement"
 #: User attribute of a queued trial whose configuration an earlier trial already holds:
-#: the number of that trial. Such a trial ends without a fit (see ``_once_each``).
+#: the number of that trial. Such a trial ends without a fit (see ``_OnceEach``).
 DUPLICATE_ATTR = "duplicate_of"
 
 
@@ -79,6 +79,10 @@ class TuningResult:
         Algorithm and configuration of the queued configurations that did not run
         because their algorithm had spent its share of the time budget (see ``timeout``
         in :func:`tune`).
+    n_repeats : int
+        Queued trials not run because an earlier trial held their configuration: only
+        processes sharing a study make them (both enqueue a configuration at once).
+        They are failed trials marked ``duplicate_of`` in the study.
     """
 
     algorithm: str
@@ -92,6 +96,7 @@ class TuningResult:
     best_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     completed: list[tuple[str, dict[str, Any], float]] = field(default_factory=list)
     skipped: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    n_repeats: int = 0
 
     @property
     def n_complete(self) -> int:
@@ -102,15 +107,6 @@ class TuningResult:
     def n_failed(self) -> int:
         """Number of failed trials (each with its ``fail_reason``), repeats aside."""
         return int((self.trials["state"] == "FAIL").sum()) - self.n_repeats
-
-    @property
-    def n_repeats(self) -> int:
-        """Queued trials not run because an earlier trial held their configuration.
-
-        Only processes sharing a study make them (both enqueue a configuration at once);
-        they are failed trials marked ``duplicate_of`` in the study.
-        """
-        return _count_repeats(self.study)
 
 
 def tune(
@@ -252,26 +248,25 @@ def tune(
             timeout=timeout,
             refine_share=float(refine_share),
         )
-        objective = _once_each(objective)
+        once_each = _OnceEach(objective)
         deadline = None if timeout is None else time.perf_counter() + timeout
-        if _count_finished(study.get_trials(deepcopy=False)) < n_trials:
-            feeder(study)
+        feeder(study)  # does nothing when the study is full already
         while (missing := n_trials - _count_finished(study.get_trials(deepcopy=False))) > 0:
             left = None if deadline is None else deadline - time.perf_counter()
             if left is not None and left <= 0:
                 break
-            repeats = _count_repeats(study)
+            repeats = once_each.repeats
             study.optimize(
-                objective,
+                once_each,
                 n_trials=missing,
                 timeout=left,
                 catch=(Exception,),
                 callbacks=[feeder, _StopWhenFull(n_trials)],
                 show_progress_bar=show_progress,
             )
-            # Only repeats (see ``_once_each``) take a trial that does not count; without
+            # Only repeats (see ``_OnceEach``) take a trial that does not count; without
             # them the search stopped for good (full, out of time, or stopped).
-            if _count_repeats(study) == repeats:
+            if once_each.repeats == repeats:
                 break
     finally:
         optuna.logging.set_verbosity(previous_level)
@@ -306,6 +301,7 @@ def tune(
         best_configs=best_configs,
         completed=completed,
         skipped=list(feeder.skipped),
+        n_repeats=_count_repeats(study),
     )
     repeats = result.n_repeats
     _log.info(
@@ -478,9 +474,7 @@ class _RepeatedConfiguration(Exception):
     """A queued trial found its configuration already taken by an earlier trial."""
 
 
-def _once_each(
-    objective: Callable[[optuna.trial.BaseTrial], float],
-) -> Callable[[optuna.trial.BaseTrial], float]:
+class _OnceEach:
     """The objective, except that a queued configuration an earlier trial holds is not rerun.
 
     Processes sharing a study can enqueue the same configuration at the same moment:
@@ -489,18 +483,21 @@ def _once_each(
     moves it to RUNNING), so the repeat is caught there: the later of the two ends at
     once, failed, with :data:`DUPLICATE_ATTR` naming the earlier one. Without a
     ``fail_reason`` it counts neither against ``n_trials`` nor for the sampler, which
-    skips failed trials.
+    skips failed trials. ``repeats`` counts those this process ended.
     """
 
-    def run(trial: optuna.trial.BaseTrial) -> float:
+    def __init__(self, objective: Callable[[optuna.trial.BaseTrial], float]) -> None:
+        self.objective = objective
+        self.repeats = 0
+
+    def __call__(self, trial: optuna.trial.BaseTrial) -> float:
         if isinstance(trial, optuna.Trial):
             earlier = _earlier_holder(trial.study.get_trials(deepcopy=False), trial.number)
             if earlier is not None:
+                self.repeats += 1
                 trial.set_user_attr(DUPLICATE_ATTR, earlier)
                 raise _RepeatedConfiguration(_repeat_message(trial.number, earlier))
-        return objective(trial)
-
-    return run
+        return self.objective(trial)
 
 
 def _repeat_message(number: int, earlier: int) -> str:
